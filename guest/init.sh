@@ -1,0 +1,53 @@
+#!/bin/sh
+# /init of sparkler's test guest (busybox sh as PID 1).
+# Tests parse the SPARKLER-* and key=value lines: keep their spelling stable.
+export PATH=/bin
+set -f # words from /proc/cmdline must not glob
+
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+
+# Dependencies come first in load-order. A driver whose device is absent still
+# loads; one that fails must not stop the boot, so only report it.
+total=0; loaded=0
+while read -r m; do
+  total=$((total + 1))
+  if insmod "/lib/modules/$m.ko"; then loaded=$((loaded + 1)); else echo "sparkler-init: insmod $m failed"; fi
+done < /lib/modules/load-order
+echo "sparkler-init: loaded $loaded of $total modules"
+
+mem=
+while read -r key value _; do
+  [ "$key" = MemTotal: ] && mem=$value
+done < /proc/meminfo
+
+echo SPARKLER-GUEST-UP
+echo "cpus=$(nproc)"
+echo "memtotal_kb=$mem"
+echo "kernel=$(uname -r)"
+
+# Firecracker's boot timer: the VMM logs boot time when byte 123 lands here.
+devmem 0xc0000000 8 123 || echo "sparkler-init: boot timer write failed"
+
+cmd=reboot
+read -r cmdline < /proc/cmdline
+for word in $cmdline; do
+  case "$word" in sparkler.cmd=*) cmd=${word#sparkler.cmd=} ;; esac
+done
+
+case "$cmd" in
+  reboot) ;;
+  shell)
+    # setsid + cttyhack give the shell a controlling tty, so ^C and job control work.
+    setsid cttyhack sh
+    ;;
+  poweroff)
+    echo SPARKLER-GUEST-POWEROFF
+    poweroff -f
+    ;;
+  *) echo "sparkler-init: unknown sparkler.cmd=$cmd, rebooting" ;;
+esac
+
+echo SPARKLER-GUEST-REBOOT
+reboot -f

@@ -1,0 +1,162 @@
+/**
+ * The project's only native boundary: glibc, called through koffi.
+ *
+ * Every call that can fail goes through `check`, which turns a -1 return into
+ * a SysError naming the operation and errno, so a failure reads like
+ * "KVM_CREATE_VM: ENODEV (No such device)" instead of a bare -1.
+ */
+import koffi from 'koffi';
+import os from 'node:os';
+import {
+  MAP_FAILED, O_CLOEXEC, SYS_gettid, SYS_tgkill, SIZEOF_EPOLL_EVENT,
+} from '../generated/libc.js';
+
+const lib = koffi.load('libc.so.6');
+
+const errnoNames: Map<number, string> = new Map(
+  Object.entries(os.constants.errno).map(([name, no]) => [no, name]),
+);
+
+const strerrorFn = lib.func('const char *strerror(int)') as (errno: number) => string;
+
+export class SysError extends Error {
+  constructor(readonly op: string, readonly errno: number) {
+    super(`${op}: ${errnoNames.get(errno) ?? `errno ${errno}`} (${strerrorFn(errno)})`);
+    this.name = 'SysError';
+  }
+}
+
+/** The thread's errno after a failed call (koffi saves it for sync and async calls). */
+export function lastErrno(): number {
+  return koffi.errno();
+}
+
+function check(op: string, ret: number): number {
+  if (ret < 0) throw new SysError(op, koffi.errno());
+  return ret;
+}
+
+type IoctlArg = number | bigint | Uint8Array;
+
+const openFn = lib.func('int open(const char *path, int flags, int mode)') as (p: string, f: number, m: number) => number;
+const closeFn = lib.func('int close(int fd)') as (fd: number) => number;
+const ioctlPtr = lib.func('int ioctl(int fd, unsigned long req, void *arg)') as (fd: number, req: number, arg: Uint8Array | null) => number;
+const ioctlVal = lib.func('int ioctl(int fd, unsigned long req, unsigned long arg)') as (fd: number, req: number, arg: number | bigint) => number;
+const mmapFn = lib.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)');
+const munmapFn = lib.func('int munmap(void *addr, size_t len)');
+const madviseFn = lib.func('int madvise(void *addr, size_t len, int advice)');
+const eventfdFn = lib.func('int eventfd(unsigned int initval, int flags)') as (v: number, f: number) => number;
+const readFn = lib.func('long read(int fd, void *buf, size_t n)') as (fd: number, b: Uint8Array, n: number) => number;
+const writeFn = lib.func('long write(int fd, const void *buf, size_t n)') as (fd: number, b: Uint8Array, n: number) => number;
+const preadFn = lib.func('long pread(int fd, void *buf, size_t n, long off)');
+const pwriteFn = lib.func('long pwrite(int fd, const void *buf, size_t n, long off)');
+const epollCreate1Fn = lib.func('int epoll_create1(int flags)') as (f: number) => number;
+const epollCtlFn = lib.func('int epoll_ctl(int epfd, int op, int fd, void *event)') as (e: number, o: number, fd: number, ev: Uint8Array | null) => number;
+const epollWaitFn = lib.func('int epoll_wait(int epfd, void *events, int max, int timeout)');
+const syscall3 = lib.func('long syscall(long no, long a, long b, long c)') as (n: number, a: number, b: number, c: number) => number;
+const syscall0 = lib.func('long syscall(long no)') as (n: number) => number;
+
+export function open(path: string, flags: number, mode = 0): number {
+  return check(`open(${path})`, openFn(path, flags | O_CLOEXEC, mode));
+}
+
+export function close(fd: number): void {
+  check('close', closeFn(fd));
+}
+
+/** ioctl with a pointer argument (a buffer the kernel reads and/or fills) or a plain value. */
+export function ioctl(fd: number, req: number, arg: IoctlArg, name: string): number {
+  const ret = arg instanceof Uint8Array ? ioctlPtr(fd, req, arg) : ioctlVal(fd, req, arg);
+  return check(name, ret);
+}
+
+/** ioctl on a libuv thread-pool thread; resolves with the raw return and errno (no throw). */
+export function ioctlAsync(fd: number, req: number, arg: number): Promise<{ ret: number; errno: number }> {
+  return new Promise((resolve, reject) => {
+    (ioctlVal as unknown as { async: (...a: unknown[]) => void }).async(fd, req, arg, (err: Error | null, ret: number) => {
+      if (err) reject(err);
+      else resolve({ ret, errno: ret < 0 ? koffi.errno() : 0 });
+    });
+  });
+}
+
+/** mmap; returns the mapping's address. */
+export function mmap(len: number, prot: number, flags: number, fd = -1, offset = 0): bigint {
+  const p = mmapFn(null, len, prot, flags, fd, offset);
+  const addr = p === null ? 0n : BigInt(koffi.address(p));
+  if (addr === MAP_FAILED || addr === 0n) throw new SysError('mmap', koffi.errno());
+  return addr;
+}
+
+export function munmap(addr: bigint, len: number): void {
+  check('munmap', munmapFn(addr, len) as number);
+}
+
+export function madvise(addr: bigint, len: number, advice: number): void {
+  check('madvise', madviseFn(addr, len, advice) as number);
+}
+
+/** A zero-copy ArrayBuffer over native memory (guest RAM, kvm_run). */
+export function view(addr: bigint, len: number): ArrayBuffer {
+  return koffi.view(addr as unknown as object, len);
+}
+
+export function eventfd(initval: number, flags: number): number {
+  return check('eventfd', eventfdFn(initval, flags));
+}
+
+export function read(fd: number, buf: Uint8Array, op = 'read'): number {
+  return check(op, readFn(fd, buf, buf.byteLength));
+}
+
+export function write(fd: number, buf: Uint8Array, op = 'write'): number {
+  return check(op, writeFn(fd, buf, buf.byteLength));
+}
+
+/** pread/pwrite between a file and native memory (e.g. guest RAM), no JS copy. */
+export function preadTo(fd: number, addr: bigint, len: number, offset: number): number {
+  return check('pread', preadFn(fd, addr, len, offset) as number);
+}
+
+export function pwriteFrom(fd: number, addr: bigint, len: number, offset: number): number {
+  return check('pwrite', pwriteFn(fd, addr, len, offset) as number);
+}
+
+export function epollCreate(flags: number): number {
+  return check('epoll_create1', epollCreate1Fn(flags));
+}
+
+/** epoll_ctl with a 32-bit token carried in epoll_data. */
+export function epollCtl(epfd: number, op: number, fd: number, events: number, token: number): void {
+  const ev = new Uint8Array(SIZEOF_EPOLL_EVENT);
+  const dv = new DataView(ev.buffer);
+  dv.setUint32(0, events, true);
+  dv.setBigUint64(4, BigInt(token), true);
+  check('epoll_ctl', epollCtlFn(epfd, op, fd, ev));
+}
+
+/** Blocking epoll_wait on a thread-pool thread; resolves with (token, events) pairs. */
+export function epollWaitAsync(epfd: number, max: number, timeoutMs: number): Promise<Array<{ token: number; events: number }>> {
+  const buf = new Uint8Array(max * SIZEOF_EPOLL_EVENT);
+  return new Promise((resolve, reject) => {
+    (epollWaitFn as unknown as { async: (...a: unknown[]) => void }).async(epfd, buf, max, timeoutMs, (err: Error | null, n: number) => {
+      if (err) return reject(err);
+      if (n < 0) return resolve([]);
+      const dv = new DataView(buf.buffer);
+      const out: Array<{ token: number; events: number }> = [];
+      for (let i = 0; i < n; i++) {
+        out.push({ events: dv.getUint32(i * SIZEOF_EPOLL_EVENT, true), token: Number(dv.getBigUint64(i * SIZEOF_EPOLL_EVENT + 4, true)) });
+      }
+      resolve(out);
+    });
+  });
+}
+
+export function gettid(): number {
+  return syscall0(SYS_gettid);
+}
+
+/** Send a signal to one thread of this process. */
+export function tgkill(tid: number, sig: number): void {
+  check('tgkill', syscall3(SYS_tgkill, process.pid, tid, sig));
+}

@@ -1,0 +1,151 @@
+/**
+ * Builder: a validated machine description → a configured, ready-to-run Vmm.
+ * Order matters: KVM objects, guest RAM, kernel and initrd, the command line,
+ * devices, ACPI tables, boot parameters, then the vCPUs' initial state.
+ */
+import fs from 'node:fs';
+import { Kvm } from '../kvm/kvm.js';
+import { Cmdline, loadKernel, type KernelLoadResult } from '../loader/index.js';
+import type { GuestMemory } from '../memory/guest_memory.js';
+import { writeAcpiTables } from './arch/x86_64/acpi.js';
+import { buildPvhStartInfo, buildZeroPage, e820Map, initrdAddress, type InitrdPlacement } from './arch/x86_64/boot_params.js';
+import { vcpuCpuid } from './arch/x86_64/cpuid.js';
+import { setupLint } from './arch/x86_64/interrupts.js';
+import {
+  BOOT_TIMER_ADDR, BOOT_TIMER_SIZE, CMDLINE_MAX_SIZE, CMDLINE_START, COM1_IRQ, COM1_PORT, I8042_DATA_PORT, I8042_IRQ,
+  KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, SIZES, ZERO_PAGE_START,
+} from './arch/x86_64/layout.js';
+import { setupFpu, setupMsrs, setupRegs, setupSregs, type BootEntry } from './arch/x86_64/regs.js';
+import { Bus } from './devices/bus.js';
+import { EventFdTrigger } from './devices/irq.js';
+import { I8042, I8042_PORTS } from './devices/legacy/i8042/i8042.js';
+import { SerialConsole } from './devices/legacy/serial/console.js';
+import { UART_PORTS } from './devices/legacy/serial/registers.js';
+import { Serial } from './devices/legacy/serial/serial.js';
+import { BootTimer, formatBootTime } from './devices/pseudo/boot_timer.js';
+import { installKickHandler } from './vstate/kick.js';
+import { createGuestMemory, registerGuestMemory, unmapGuestMemory } from './vstate/memory.js';
+import { Vcpu } from './vstate/vcpu.js';
+import { Vmm, type VmmLog } from './vmm.js';
+
+/** What the builder needs, already validated (see vmm_config/). */
+export interface MachineSpec {
+  kernelImagePath: string;
+  initrdPath?: string | undefined;
+  bootArgs: string;
+  vcpuCount: number;
+  memSizeMib: number;
+  smt: boolean;
+  /** Add Firecracker's boot timer device (--boot-timer). */
+  bootTimer: boolean;
+  /** Process start, CLOCK_MONOTONIC µs, and process CPU µs at start (for the boot timer). */
+  startTimeUs: bigint;
+  startCpuUs: number;
+}
+
+export class BuildError extends Error {
+  override name = 'BuildError';
+}
+
+function readFile(path: string, what: string): Uint8Array {
+  try {
+    return fs.readFileSync(path);
+  } catch (e) {
+    throw new BuildError(`cannot read the ${what} ${path}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+function loadInitrd(mem: GuestMemory, memSize: number, path: string, kernel: KernelLoadResult): InitrdPlacement {
+  const data = readFile(path, 'initrd');
+  const addr = initrdAddress(memSize, data.byteLength, kernel.initrdAddrMax, kernel.kernelEnd);
+  mem.write(addr, data);
+  return { addr, size: data.byteLength };
+}
+
+function writeBootParams(mem: GuestMemory, memSize: number, kernel: KernelLoadResult, cmdline: Uint8Array, initrd: InitrdPlacement | undefined, rsdpAddr: number): BootEntry {
+  const e820 = e820Map(memSize);
+  if (kernel.pvhEntry !== undefined) {
+    const pvh = buildPvhStartInfo({ cmdlineAddr: CMDLINE_START, ...(initrd ? { initrd } : {}), e820, rsdpAddr });
+    mem.write(pvh.startInfoAddr, pvh.startInfo);
+    mem.write(pvh.memmapAddr, pvh.memmap);
+    if (pvh.modlist && pvh.modlistAddr !== undefined) mem.write(pvh.modlistAddr, pvh.modlist);
+    return { kind: 'pvh', rip: kernel.pvhEntry };
+  }
+  const zeroPage = buildZeroPage({
+    ...(kernel.setupHeader ? { setupHeader: kernel.setupHeader } : {}),
+    cmdlineAddr: CMDLINE_START,
+    cmdlineSize: cmdline.byteLength,
+    ...(initrd ? { initrd } : {}),
+    e820,
+    rsdpAddr,
+  });
+  mem.write(ZERO_PAGE_START, zeroPage);
+  return { kind: 'linux64', rip: kernel.entry64 };
+}
+
+export function buildMicroVm(spec: MachineSpec, log: VmmLog): Vmm {
+  const memSize = spec.memSizeMib * SIZES.MiB;
+  const kernelImage = readFile(spec.kernelImagePath, 'kernel image');
+
+  const kvm = new Kvm();
+  kvm.requireExtensions(['IRQCHIP', 'USER_MEMORY', 'SET_TSS_ADDR', 'EXT_CPUID', 'PIT2', 'IRQFD', 'IOEVENTFD', 'IMMEDIATE_EXIT']);
+  const maxVcpus = kvm.maxVcpus();
+  if (spec.vcpuCount > maxVcpus) throw new BuildError(`vcpu_count ${spec.vcpuCount} exceeds this host's KVM limit of ${maxVcpus}`);
+  const vm = kvm.createVm();
+  vm.setTssAddress(KVM_TSS_ADDR);
+  vm.setIdentityMapAddress(KVM_IDENTITY_MAP_ADDR);
+  vm.createIrqchip();
+  vm.createPit2();
+
+  const memory = createGuestMemory(memSize);
+  try {
+    registerGuestMemory(vm, memory.memory);
+    const mem = memory.memory;
+
+    const kernel = loadKernel(kernelImage, mem);
+    const initrd = spec.initrdPath ? loadInitrd(mem, memSize, spec.initrdPath, kernel) : undefined;
+    const cmdline = Cmdline.from(spec.bootArgs, CMDLINE_MAX_SIZE).toBytes();
+    mem.write(CMDLINE_START, cmdline);
+
+    // Legacy devices on the PIO bus, with their interrupts routed through irqfd.
+    const pio = new Bus('pio');
+    const mmio = new Bus('mmio');
+    const serialIrq = new EventFdTrigger(vm, COM1_IRQ);
+    const kbdIrq = new EventFdTrigger(vm, I8042_IRQ);
+    const console = new SerialConsole();
+    const serial = new Serial(serialIrq, console.sink);
+    pio.insert(serial, COM1_PORT, UART_PORTS, 'serial (COM1)');
+    let vmm: Vmm | undefined;
+    const i8042 = new I8042(kbdIrq, () => vmm?.end({ reason: 'reset', exitCode: 0, message: 'guest requested a reset through the i8042' }));
+    pio.insert(i8042, I8042_DATA_PORT, I8042_PORTS, 'i8042');
+    if (spec.bootTimer) {
+      mmio.insert(new BootTimer(spec.startTimeUs, spec.startCpuUs, (t) => log.info(formatBootTime(t))), BOOT_TIMER_ADDR, BOOT_TIMER_SIZE, 'boot timer');
+    }
+
+    const rsdpAddr = writeAcpiTables(mem, { vcpuCount: spec.vcpuCount, virtioDevices: [], serial: true, i8042: true });
+    const entry = writeBootParams(mem, memSize, kernel, cmdline, initrd, rsdpAddr);
+
+    installKickHandler();
+    const supported = kvm.supportedCpuid();
+    const vcpus: Vcpu[] = [];
+    for (let id = 0; id < spec.vcpuCount; id++) {
+      const fd = vm.createVcpu(id);
+      fd.setCpuid2(vcpuCpuid(supported, { cpuIndex: id, cpuCount: spec.vcpuCount, smt: spec.smt }));
+      setupMsrs(fd);
+      setupRegs(fd, entry);
+      setupSregs(mem, fd, entry.kind);
+      setupFpu(fd);
+      setupLint(fd);
+      vcpus.push(new Vcpu(fd, pio, mmio, (m) => log.warn(m)));
+    }
+
+    console.attachInput(serial);
+    vmm = new Vmm({ kvm, vm, memory, pio, mmio, vcpus, serial, console, i8042, irqs: [serialIrq, kbdIrq], log });
+    return vmm;
+  } catch (e) {
+    unmapGuestMemory(memory);
+    vm.close();
+    kvm.close();
+    throw e;
+  }
+}
