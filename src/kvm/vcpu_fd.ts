@@ -13,11 +13,22 @@ export class VcpuFd {
   readonly runBytes: Uint8Array;
   private readonly runAddr: bigint;
 
-  constructor(readonly fd: number, readonly id: number, private readonly runMmapSize: number) {
-    this.runAddr = libc.mmap(runMmapSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  /** `runAddr`: an existing mapping of this vCPU's kvm_run (another thread's view); otherwise it is mapped here. */
+  constructor(readonly fd: number, readonly id: number, private readonly runMmapSize: number, runAddr?: bigint) {
+    this.runAddr = runAddr ?? libc.mmap(runMmapSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     const ab = libc.view(this.runAddr, runMmapSize);
     this.run = new DataView(ab);
     this.runBytes = new Uint8Array(ab);
+  }
+
+  /** Where kvm_run is mapped, so another thread can build its own view with the same fd. */
+  get runMapping(): { addr: bigint; size: number } {
+    return { addr: this.runAddr, size: this.runMmapSize };
+  }
+
+  /** Synchronous KVM_RUN on the calling thread; returns the raw result and errno (never throws). */
+  runSync(): { ret: number; errno: number } {
+    return libc.ioctlRaw(this.fd, KVM.RUN, 0);
   }
 
   getRegs(): KvmRegs {

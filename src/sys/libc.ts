@@ -70,6 +70,12 @@ export function ioctl(fd: number, req: number, arg: IoctlArg, name: string): num
   return check(name, ret);
 }
 
+/** ioctl returning the raw result and errno instead of throwing (for KVM_RUN, whose EINTR is routine). */
+export function ioctlRaw(fd: number, req: number, arg: number): { ret: number; errno: number } {
+  const ret = ioctlVal(fd, req, arg);
+  return { ret, errno: ret < 0 ? koffi.errno() : 0 };
+}
+
 /** ioctl on a libuv thread-pool thread; resolves with the raw return and errno (no throw). */
 export function ioctlAsync(fd: number, req: number, arg: number): Promise<{ ret: number; errno: number }> {
   return new Promise((resolve, reject) => {

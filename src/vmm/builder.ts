@@ -12,20 +12,16 @@ import { buildPvhStartInfo, buildZeroPage, e820Map, initrdAddress, type InitrdPl
 import { vcpuCpuid } from './arch/x86_64/cpuid.js';
 import { setupLint } from './arch/x86_64/interrupts.js';
 import {
-  BOOT_TIMER_ADDR, BOOT_TIMER_SIZE, CMDLINE_MAX_SIZE, CMDLINE_START, COM1_IRQ, COM1_PORT, I8042_DATA_PORT, I8042_IRQ,
-  KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, SIZES, ZERO_PAGE_START,
+  CMDLINE_MAX_SIZE, CMDLINE_START, COM1_IRQ, I8042_IRQ, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, SIZES, ZERO_PAGE_START,
 } from './arch/x86_64/layout.js';
 import { setupFpu, setupMsrs, setupRegs, setupSregs, type BootEntry } from './arch/x86_64/regs.js';
-import { Bus } from './devices/bus.js';
 import { EventFdTrigger } from './devices/irq.js';
-import { I8042, I8042_PORTS } from './devices/legacy/i8042/i8042.js';
+import { I8042 } from './devices/legacy/i8042/i8042.js';
 import { SerialConsole } from './devices/legacy/serial/console.js';
-import { UART_PORTS } from './devices/legacy/serial/registers.js';
 import { Serial } from './devices/legacy/serial/serial.js';
-import { BootTimer, formatBootTime } from './devices/pseudo/boot_timer.js';
-import { installKickHandler } from './vstate/kick.js';
+import { consoleSink, type LegacyDevicesSpec } from './device_manager.js';
 import { createGuestMemory, registerGuestMemory, unmapGuestMemory } from './vstate/memory.js';
-import { Vcpu } from './vstate/vcpu.js';
+import { installKickHandler, Vcpu } from './vstate/vcpu.js';
 import { Vmm, type VmmLog } from './vmm.js';
 
 /** What the builder needs, already validated (see vmm_config/). */
@@ -107,20 +103,18 @@ export function buildMicroVm(spec: MachineSpec, log: VmmLog): Vmm {
     const cmdline = Cmdline.from(spec.bootArgs, CMDLINE_MAX_SIZE).toBytes();
     mem.write(CMDLINE_START, cmdline);
 
-    // Legacy devices on the PIO bus, with their interrupts routed through irqfd.
-    const pio = new Bus('pio');
-    const mmio = new Bus('mmio');
+    // Legacy devices. Their state is shared with the vCPU threads, which emulate them;
+    // the main thread keeps these views to feed stdin and type Ctrl-Alt-Del.
     const serialIrq = new EventFdTrigger(vm, COM1_IRQ);
     const kbdIrq = new EventFdTrigger(vm, I8042_IRQ);
-    const console = new SerialConsole();
-    const serial = new Serial(serialIrq, console.sink);
-    pio.insert(serial, COM1_PORT, UART_PORTS, 'serial (COM1)');
-    let vmm: Vmm | undefined;
-    const i8042 = new I8042(kbdIrq, () => vmm?.end({ reason: 'reset', exitCode: 0, message: 'guest requested a reset through the i8042' }));
-    pio.insert(i8042, I8042_DATA_PORT, I8042_PORTS, 'i8042');
-    if (spec.bootTimer) {
-      mmio.insert(new BootTimer(spec.startTimeUs, spec.startCpuUs, (t) => log.info(formatBootTime(t))), BOOT_TIMER_ADDR, BOOT_TIMER_SIZE, 'boot timer');
-    }
+    const serial = new Serial(serialIrq, consoleSink(1));
+    const i8042 = new I8042(kbdIrq, () => undefined);
+    const devices: LegacyDevicesSpec = {
+      serial: { state: serial.sharedState, irqFd: serialIrq.fd },
+      i8042: { state: i8042.sharedState, irqFd: kbdIrq.fd },
+      ...(spec.bootTimer ? { bootTimer: { startUs: spec.startTimeUs, startCpuUs: spec.startCpuUs } } : {}),
+      consoleFd: 1,
+    };
 
     const rsdpAddr = writeAcpiTables(mem, { vcpuCount: spec.vcpuCount, virtioDevices: [], serial: true, i8042: true });
     const entry = writeBootParams(mem, memSize, kernel, cmdline, initrd, rsdpAddr);
@@ -136,12 +130,11 @@ export function buildMicroVm(spec: MachineSpec, log: VmmLog): Vmm {
       setupSregs(mem, fd, entry.kind);
       setupFpu(fd);
       setupLint(fd);
-      vcpus.push(new Vcpu(fd, pio, mmio, (m) => log.warn(m)));
+      vcpus.push(new Vcpu(fd, devices, log));
     }
 
-    console.attachInput(serial);
-    vmm = new Vmm({ kvm, vm, memory, pio, mmio, vcpus, serial, console, i8042, irqs: [serialIrq, kbdIrq], log });
-    return vmm;
+    const console = new SerialConsole(serial);
+    return new Vmm({ kvm, vm, memory, vcpus, serial, console, i8042, irqs: [serialIrq, kbdIrq], log });
   } catch (e) {
     unmapGuestMemory(memory);
     vm.close();

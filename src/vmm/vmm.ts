@@ -7,7 +7,6 @@
 import type { Kvm } from '../kvm/kvm.js';
 import type { VmFd } from '../kvm/vm_fd.js';
 import type { GuestMemory } from '../memory/guest_memory.js';
-import type { Bus } from './devices/bus.js';
 import type { EventFdTrigger } from './devices/irq.js';
 import type { I8042 } from './devices/legacy/i8042/i8042.js';
 import type { SerialConsole } from './devices/legacy/serial/console.js';
@@ -25,8 +24,6 @@ export interface VmmParts {
   kvm: Kvm;
   vm: VmFd;
   memory: GuestMemoryMapping;
-  pio: Bus;
-  mmio: Bus;
   vcpus: Vcpu[];
   serial: Serial;
   console: SerialConsole;
@@ -65,11 +62,8 @@ export class Vmm {
       return stop;
     });
     this.state = 'Running';
-    for (const vcpu of this.parts.vcpus) {
-      vcpu.run().then((stop) => this.end(stop), (err: unknown) => this.end({
-        reason: 'error', exitCode: 2, message: `vCPU ${vcpu.id}: unexpected error: ${err instanceof Error ? err.message : String(err)}`,
-      }));
-    }
+    this.parts.console.attach();
+    for (const vcpu of this.parts.vcpus) void vcpu.run().then((stop) => this.end(stop));
     return this.ending;
   }
 
@@ -86,7 +80,8 @@ export class Vmm {
 
   async pause(): Promise<void> {
     if (this.state !== 'Running') return;
-    await Promise.all(this.parts.vcpus.map((v) => v.pause()));
+    const parked = await Promise.all(this.parts.vcpus.map((v) => v.pause()));
+    if (parked.some((ok) => !ok)) this.parts.log.warn('some vCPUs did not pause in time');
     // Tell kvmclock the guest was stopped, so it doesn't see a soft lockup on resume.
     for (const v of this.parts.vcpus) {
       try {

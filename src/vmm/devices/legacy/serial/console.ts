@@ -1,61 +1,54 @@
 /**
- * Wires the UART to the VMM process's stdout/stdin. Output is batched and
- * written once per event-loop turn so a guest printing a line costs one
- * write(2), not one per character. A terminal stdin is put in raw mode so
- * keys reach the guest unprocessed (and restored at exit).
+ * Host stdin → the guest's UART, on the main thread. A terminal stdin is put
+ * in raw mode so keys reach the guest unprocessed (restored at exit). Input
+ * the UART cannot take yet waits here and is offered again shortly, so a
+ * large paste is delivered, not dropped. (Output: see consoleSink.)
  */
-import fs from 'node:fs';
 import type { Serial } from './serial.js';
 
+/** How often to retry handing over input the guest has not drained, ms. */
+const RETRY_MS = 10;
+
 export class SerialConsole {
-  private out: number[] = [];
-  private flushScheduled = false;
   private rawMode = false;
-  private onData = (chunk: Buffer): void => this.serial?.enqueueInput(chunk);
-  private serial: Serial | undefined;
-
-  constructor(private readonly outFd = 1) {}
-
-  /** The sink handed to Serial. */
-  readonly sink = (byte: number): void => {
-    this.out.push(byte);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
+  private pending: Uint8Array = new Uint8Array(0);
+  private timer: NodeJS.Timeout | undefined;
+  private readonly onData = (chunk: Buffer): void => {
+    this.pending = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
+    this.deliver();
   };
 
-  flush(): void {
-    this.flushScheduled = false;
-    if (!this.out.length) return;
-    const buf = Buffer.from(this.out);
-    this.out = [];
-    try {
-      fs.writeSync(this.outFd, buf);
-    } catch {
-      // stdout closed (e.g. a pipe reader went away): the guest keeps running.
+  constructor(private readonly serial: Serial, private readonly stdin: NodeJS.ReadStream = process.stdin) {}
+
+  private deliver(): void {
+    const taken = this.serial.enqueueInput(this.pending);
+    this.pending = this.pending.subarray(taken);
+    if (this.pending.length && !this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.deliver();
+      }, RETRY_MS);
     }
   }
 
-  attachInput(serial: Serial, stdin: NodeJS.ReadStream = process.stdin): void {
-    this.serial = serial;
-    if (stdin.isTTY) {
-      stdin.setRawMode(true);
+  attach(): void {
+    if (this.stdin.isTTY) {
+      this.stdin.setRawMode(true);
       this.rawMode = true;
     }
-    stdin.on('data', this.onData);
-    stdin.on('error', () => undefined);
-    stdin.resume();
+    this.stdin.on('data', this.onData);
+    this.stdin.on('error', () => undefined);
+    this.stdin.resume();
   }
 
-  detach(stdin: NodeJS.ReadStream = process.stdin): void {
-    this.flush();
-    stdin.off('data', this.onData);
+  detach(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.stdin.off('data', this.onData);
     if (this.rawMode) {
-      stdin.setRawMode(false);
+      this.stdin.setRawMode(false);
       this.rawMode = false;
     }
-    stdin.pause();
-    stdin.unref?.();
+    this.stdin.pause();
+    this.stdin.unref?.();
   }
 }

@@ -1,0 +1,75 @@
+/**
+ * The legacy devices of a microVM and where they sit on the buses.
+ *
+ * The main thread creates the devices (their shared state and irqfds) and
+ * describes them in a plain, cloneable `LegacyDevicesSpec`; each vCPU thread
+ * rebuilds its own buses over the same shared state with `attachLegacyDevices`.
+ */
+import fs from 'node:fs';
+import { BOOT_TIMER_ADDR, BOOT_TIMER_SIZE, COM1_PORT, I8042_DATA_PORT } from './arch/x86_64/layout.js';
+import { Bus } from './devices/bus.js';
+import type { IrqTrigger } from './devices/irq.js';
+import { I8042, I8042_PORTS } from './devices/legacy/i8042/i8042.js';
+import { UART_PORTS } from './devices/legacy/serial/registers.js';
+import { Serial } from './devices/legacy/serial/serial.js';
+import { BootTimer, formatBootTime } from './devices/pseudo/boot_timer.js';
+import * as libc from '../sys/libc.js';
+
+export interface LegacyDevicesSpec {
+  serial: { state: SharedArrayBuffer; irqFd: number };
+  i8042: { state: SharedArrayBuffer; irqFd: number };
+  /** Present with --boot-timer: process start in CLOCK_MONOTONIC µs and CPU µs. */
+  bootTimer?: { startUs: bigint; startCpuUs: number };
+  /** Where the guest's console output goes (fd 1 normally). */
+  consoleFd: number;
+}
+
+export interface LegacyDeviceHooks {
+  /** The guest asked the i8042 for a CPU reset. */
+  onReset: () => void;
+  info: (msg: string) => void;
+}
+
+const ONE = new Uint8Array(new BigUint64Array([1n]).buffer);
+
+/** An irqfd-registered eventfd seen from any thread: writing it injects the edge inside KVM. */
+export class EventFdIrq implements IrqTrigger {
+  constructor(private readonly fd: number) {}
+  trigger(): void {
+    libc.write(this.fd, ONE, 'irqfd write');
+  }
+}
+
+/** The guest's console output: one write(2) per byte, as the UART transmits it (Firecracker does the same). */
+export function consoleSink(fd: number): (b: number) => void {
+  const one = new Uint8Array(1);
+  return (b) => {
+    one[0] = b;
+    try {
+      fs.writeSync(fd, one);
+    } catch {
+      // stdout gone (closed pipe): the guest keeps running.
+    }
+  };
+}
+
+export interface LegacyBuses {
+  pio: Bus;
+  mmio: Bus;
+  serial: Serial;
+  i8042: I8042;
+}
+
+export function attachLegacyDevices(spec: LegacyDevicesSpec, hooks: LegacyDeviceHooks): LegacyBuses {
+  const pio = new Bus('pio');
+  const mmio = new Bus('mmio');
+  const serial = new Serial(new EventFdIrq(spec.serial.irqFd), consoleSink(spec.consoleFd), spec.serial.state);
+  pio.insert(serial, COM1_PORT, UART_PORTS, 'serial (COM1)');
+  const i8042 = new I8042(new EventFdIrq(spec.i8042.irqFd), hooks.onReset, spec.i8042.state);
+  pio.insert(i8042, I8042_DATA_PORT, I8042_PORTS, 'i8042');
+  if (spec.bootTimer) {
+    const timer = new BootTimer(spec.bootTimer.startUs, spec.bootTimer.startCpuUs, (t) => hooks.info(formatBootTime(t)));
+    mmio.insert(timer, BOOT_TIMER_ADDR, BOOT_TIMER_SIZE, 'boot timer');
+  }
+  return { pio, mmio, serial, i8042 };
+}
