@@ -51,6 +51,8 @@ export function hostIsKvmPvm(): boolean {
 export interface VmConfig {
   /** Absolute path of the guest kernel (an ELF from buildGuest). */
   kernel: string;
+  /** Absolute path of an initrd, if any. */
+  initrd?: string;
   bootArgs?: string;
   vcpus?: number;
   memMib?: number;
@@ -93,6 +95,7 @@ function buildConfig(cfg: VmConfig): object {
   return {
     'boot-source': {
       kernel_image_path: cfg.kernel,
+      ...(cfg.initrd ? { initrd_path: cfg.initrd } : {}),
       boot_args: cfg.bootArgs ?? 'console=ttyS0',
     },
     'drives': [],

@@ -1,0 +1,45 @@
+/**
+ * Running Linux guests: directly on a host whose KVM has hardware
+ * virtualization, otherwise inside the emulated-KVM lab (tools/kvm-lab/run),
+ * where Debian's kvm_amd provides a /dev/kvm that can boot stock kernels.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { detectHostVirtualization } from '../../src/cli/host.js';
+import { projectRoot } from './sparkler_run.js';
+
+export const labRunner = path.join(projectRoot, 'tools', 'kvm-lab', 'run');
+
+/** True when stock Linux guests can run on this host's /dev/kvm directly. */
+export function hostRunsLinuxGuests(): boolean {
+  const h = detectHostVirtualization();
+  return h.kvm && h.hardware;
+}
+
+export interface CommandResult { code: number | null; stdout: string; stderr: string; durationMs: number }
+
+/** Runs `argv` on this host if it can boot Linux guests, else inside the lab with `rwDir` writable. */
+export function runWithLinuxKvm(argv: string[], rwDir: string, timeoutMs: number): Promise<CommandResult> {
+  const [cmd, ...args] = hostRunsLinuxGuests() ? argv : [labRunner, '--rw', rwDir, '--timeout', String(Math.ceil(timeoutMs / 1000)), '--', ...argv];
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd!, args, { cwd: rwDir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs + 30_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, durationMs: Date.now() - t0 });
+    });
+  });
+}
+
+export function freshDir(name: string): string {
+  const dir = path.join(projectRoot, '.cache', 'lab-runs', `${name}-${process.pid}-${Date.now()}`);
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
