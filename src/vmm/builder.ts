@@ -100,7 +100,10 @@ export function buildMicroVm(spec: MachineSpec, log: VmmLog): Vmm {
 
     const kernel = loadKernel(kernelImage, mem);
     const initrd = spec.initrdPath ? loadInitrd(mem, memSize, spec.initrdPath, kernel) : undefined;
-    const cmdline = Cmdline.from(spec.bootArgs, CMDLINE_MAX_SIZE).toBytes();
+    const cmdlineBuilder = Cmdline.from(spec.bootArgs, CMDLINE_MAX_SIZE);
+    // The microVM has no PCI bus: say so, or the kernel probes for config space and logs "PCI: Fatal".
+    if (!/(^| )pci=/.test(spec.bootArgs)) cmdlineBuilder.append('pci=off');
+    const cmdline = cmdlineBuilder.toBytes();
     mem.write(CMDLINE_START, cmdline);
 
     // Legacy devices. Their state is shared with the vCPU threads, which emulate them;
