@@ -42,6 +42,13 @@ case "$cmd" in
     # setsid + cttyhack give the shell a controlling tty, so ^C and job control work.
     setsid cttyhack sh
     ;;
+  idle)
+    # Stay up for API tests (pause/resume): a heartbeat with the guest's uptime each second.
+    i=0
+    while [ $i -lt "${SPARKLER_IDLE_TICKS:-40}" ]; do
+      i=$((i + 1)); read -r up _ < /proc/uptime; echo "tick $i uptime=$up"; sleep 1
+    done
+    ;;
   poweroff)
     echo SPARKLER-GUEST-POWEROFF
     poweroff -f

@@ -4,10 +4,11 @@
  *
  * Entered like a 64-bit Linux kernel (long mode, first GiB identity mapped,
  * RSI = zero page). The boot timer lives at 0xc0000000, outside that first
- * GiB, so 8 instructions point PDPT[3] at a prebuilt page directory
- * whose entry 0 maps 0xc0000000 (2 MiB page, uncached); the 9th writes the
- * magic byte 123 there. Then it resets through the i8042 (outb 0xfe, 0x64),
- * which ends the VMM with exit 0. No stack, no .bss, no serial output.
+ * GiB: 8 instructions point PDPT[3] at a prebuilt page directory whose
+ * entry 0 maps 0xc0000000 (2 MiB page, uncached), and the 10th writes the
+ * magic byte 123 there (a few us of emulation on kvm_pvm). Then it resets
+ * through the i8042 (outb 0xfe, 0x64), which ends the VMM with exit 0.
+ * No stack, no .bss, no serial output.
  * Built by tests/helpers/guest_build.ts with sourceDir = bench/guests (whose
  * common/ holds no sources, so this file owns _start).
  */

@@ -1,5 +1,5 @@
 /** A KVM VM file descriptor (kvm-ioctls' `VmFd`). */
-import { KVM, KVM_IOEVENTFD_FLAG, KVM_IRQFD_FLAG, KVM_PIT_SPEAKER_DUMMY } from '../generated/kvm.js';
+import { KVM, KVM_IOEVENTFD_FLAG, KVM_IRQFD_FLAG, KVM_PIT_SPEAKER_DUMMY, SIZEOF } from '../generated/kvm.js';
 import {
   encodeIoeventfd, encodeIrqfd, encodeIrqLevel, encodePitConfig, encodeUserspaceMemoryRegion,
 } from '../generated/kvm_structs.js';
@@ -55,6 +55,19 @@ export class VmFd {
 
   setIrqLine(irq: number, level: boolean): void {
     libc.ioctl(this.fd, KVM.IRQ_LINE, encodeIrqLevel(irq, level ? 1 : 0), 'KVM_IRQ_LINE');
+  }
+
+  /** The guest's kvmclock, ns (struct kvm_clock_data.clock). */
+  getClock(): bigint {
+    const b = new Uint8Array(SIZEOF.kvm_clock_data);
+    libc.ioctl(this.fd, KVM.GET_CLOCK, b, 'KVM_GET_CLOCK');
+    return new DataView(b.buffer).getBigUint64(0, true);
+  }
+
+  setClock(ns: bigint): void {
+    const b = new Uint8Array(SIZEOF.kvm_clock_data);
+    new DataView(b.buffer).setBigUint64(0, ns, true);
+    libc.ioctl(this.fd, KVM.SET_CLOCK, b, 'KVM_SET_CLOCK');
   }
 
   createVcpu(id: number): VcpuFd {

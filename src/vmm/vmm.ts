@@ -39,6 +39,8 @@ export class Vmm {
   private ending: Promise<VcpuStop> | undefined;
   private endWith: ((s: VcpuStop) => void) | undefined;
   private tornDown = false;
+  /** kvmclock at pause, restored at resume so the guest's clock does not jump over the pause. */
+  private pausedClock: bigint | undefined;
 
   constructor(readonly parts: VmmParts) {}
 
@@ -82,6 +84,11 @@ export class Vmm {
     if (this.state !== 'Running') return;
     const parked = await Promise.all(this.parts.vcpus.map((v) => v.pause()));
     if (parked.some((ok) => !ok)) this.parts.log.warn('some vCPUs did not pause in time');
+    try {
+      this.pausedClock = this.parts.vm.getClock();
+    } catch (e) {
+      this.parts.log.warn(`cannot save the guest clock: ${(e as Error).message}`);
+    }
     // Tell kvmclock the guest was stopped, so it doesn't see a soft lockup on resume.
     for (const v of this.parts.vcpus) {
       try {
@@ -95,6 +102,14 @@ export class Vmm {
 
   resume(): void {
     if (this.state !== 'Paused') return;
+    if (this.pausedClock !== undefined) {
+      try {
+        this.parts.vm.setClock(this.pausedClock);
+      } catch (e) {
+        this.parts.log.warn(`cannot restore the guest clock: ${(e as Error).message}`);
+      }
+      this.pausedClock = undefined;
+    }
     for (const v of this.parts.vcpus) v.resume();
     this.state = 'Running';
   }

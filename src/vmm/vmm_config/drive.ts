@@ -1,6 +1,7 @@
 /**
- * The `drives` entries / `PUT /drives/{id}` body (yaml: Drive). Validated
- * exactly; block devices themselves come later.
+ * The `drives` entries / `PUT /drives/{id}` body (yaml: Drive) and the
+ * `PATCH /drives/{id}` body (yaml: PartialDrive). Validated exactly; block
+ * devices themselves come later.
  */
 import { validateRateLimiter, type RateLimiter } from './rate_limiter.js';
 import { Fields, fail } from './validate.js';
@@ -66,4 +67,29 @@ export function validateDrive(input: unknown, at = 'drive'): Drive {
     fail(at, 'missing "path_on_host" (or "socket" for a vhost-user drive)');
   }
   return d;
+}
+
+/** PATCH /drives/{id} (yaml: PartialDrive): post-boot path and rate limiter updates. */
+export interface PartialDrive {
+  drive_id: string;
+  /** New backing file (virtio-block), or null to keep it. */
+  path_on_host: string | null;
+  /** New rate limiter (virtio-block), or null to keep it. */
+  rate_limiter: RateLimiter | null;
+}
+
+const PARTIAL_FIELDS = ['drive_id', 'path_on_host', 'rate_limiter'] as const;
+
+/**
+ * Validates a PartialDrive body. A body with only drive_id is valid: for a
+ * vhost-user drive it asks Firecracker to re-read the backend's config.
+ * Whether drive_id matches the path and names an existing drive is the
+ * route's and the device's concern.
+ */
+export function validatePartialDrive(input: unknown, at = 'drive'): PartialDrive {
+  const f = Fields.of(input, at, PARTIAL_FIELDS);
+  const drive_id = f.nonEmptyStr('drive_id');
+  const path_on_host = f.optStr('path_on_host');
+  if (path_on_host === '') fail(f.path('path_on_host'), 'must not be empty');
+  return { drive_id, path_on_host, rate_limiter: f.optObject('rate_limiter', validateRateLimiter) };
 }

@@ -1,6 +1,7 @@
 /**
  * The `memory-hotplug` section / `PUT /hotplug/memory` body (yaml:
- * MemoryHotplugConfig). Validated exactly; virtio-mem comes later.
+ * MemoryHotplugConfig) and the `PATCH /hotplug/memory` body (yaml:
+ * MemoryHotplugSizeUpdate). Validated exactly; virtio-mem comes later.
  */
 import { Fields, U32_MAX, fail } from './validate.js';
 
@@ -40,4 +41,21 @@ export function validateMemoryHotplugConfig(input: unknown, at = 'memory-hotplug
     fail(f.path('total_size_mib'), `must be a multiple of slot size (${slot_size_mib} MiB)`);
   }
   return { total_size_mib, block_size_mib, slot_size_mib };
+}
+
+/** PATCH /hotplug/memory (yaml: MemoryHotplugSizeUpdate). */
+export interface MemoryHotplugSizeUpdate {
+  /** New target size of the hotpluggable region. */
+  requested_size_mib: number;
+}
+
+/**
+ * Validates a MemoryHotplugSizeUpdate body. The yaml lists no required
+ * field, but Firecracker's struct has no default for requested_size_mib, so
+ * serde refuses a body without it; so do we. Block/slot alignment and the
+ * upper bound depend on the configured device and are checked there.
+ */
+export function validateMemoryHotplugSizeUpdate(input: unknown, at = 'memory-hotplug'): MemoryHotplugSizeUpdate {
+  const f = Fields.of(input, at, ['requested_size_mib']);
+  return { requested_size_mib: f.int('requested_size_mib', U32) };
 }

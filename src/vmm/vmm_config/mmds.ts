@@ -1,8 +1,9 @@
 /**
- * The `mmds-config` section / `PUT /mmds/config` body (yaml: MmdsConfig).
+ * The `mmds-config` section / `PUT /mmds/config` body (yaml: MmdsConfig),
+ * and the `PUT`/`PATCH /mmds` data bodies (yaml: MmdsContentsObject).
  * Validated exactly; MMDS comes later.
  */
-import { Fields, expectString, fail } from './validate.js';
+import { Fields, describeValue, expectString, fail, isPlainObject } from './validate.js';
 
 export const MMDS_VERSIONS = ['V1', 'V2'] as const;
 export type MmdsVersion = (typeof MMDS_VERSIONS)[number];
@@ -55,4 +56,17 @@ export function validateMmdsConfig(input: unknown, at = 'mmds-config', knownIfac
     fail(f.path('network_interfaces'), `${JSON.stringify(unknown)} does not name a configured network interface`);
   }
   return { version, network_interfaces, ipv4_address, imds_compat };
+}
+
+/** The MMDS data store contents (yaml: MmdsContentsObject): any JSON object. */
+export type MmdsData = Record<string, unknown>;
+
+/**
+ * Validates a `PUT`/`PATCH /mmds` body: any JSON object, whatever its keys;
+ * an array, null or a scalar is refused. The data store size limit is the
+ * store's to enforce, against the merged result of a PATCH.
+ */
+export function validateMmdsData(input: unknown, at = 'mmds'): MmdsData {
+  if (!isPlainObject(input)) fail(at, `expected a JSON object, got ${describeValue(input)}`);
+  return input;
 }

@@ -1,6 +1,7 @@
 /**
- * The `pmem` entries / `PUT /pmem/{id}` body (yaml: Pmem). Validated
- * exactly; virtio-pmem comes later.
+ * The `pmem` entries / `PUT /pmem/{id}` body (yaml: Pmem) and the
+ * `PATCH /pmem/{id}` body (yaml: PartialPmem). Validated exactly;
+ * virtio-pmem comes later.
  */
 import { validateRateLimiter, type RateLimiter } from './rate_limiter.js';
 import { Fields } from './validate.js';
@@ -24,4 +25,18 @@ export function validatePmem(input: unknown, at = 'pmem'): Pmem {
     read_only: f.defBool('read_only', false),
     rate_limiter: f.optObject('rate_limiter', validateRateLimiter),
   };
+}
+
+/** PATCH /pmem/{id} (yaml: PartialPmem): a post-boot rate limiter update. */
+export interface PartialPmem {
+  id: string;
+  /** New rate limiter, or null to leave it unchanged. */
+  rate_limiter: RateLimiter | null;
+}
+
+const PARTIAL_FIELDS = ['id', 'rate_limiter'] as const;
+
+export function validatePmemUpdate(input: unknown, at = 'pmem'): PartialPmem {
+  const f = Fields.of(input, at, PARTIAL_FIELDS);
+  return { id: f.nonEmptyStr('id'), rate_limiter: f.optObject('rate_limiter', validateRateLimiter) };
 }

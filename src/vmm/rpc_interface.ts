@@ -1,0 +1,124 @@
+/**
+ * The VMM's control interface, shared by the API server and --config-file
+ * start-up: the configuration (VmResources) before boot, the running Vmm
+ * after it, and Firecracker's rules about which operation is allowed when.
+ */
+import { ConfigError } from './vmm_config/errors.js';
+import { kernelCmdline } from './vmm_config/boot_source.js';
+import type { VmResources } from './resources.js';
+import { buildMicroVm, type MachineSpec } from './builder.js';
+import type { Vmm, VmmLog } from './vmm.js';
+import type { VcpuStop } from './vstate/vcpu.js';
+
+/** An error the API reports as `{"fault_message": …}` with this HTTP status. */
+export class VmmActionError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+    this.name = 'VmmActionError';
+  }
+}
+
+// Firecracker's wording for operations in the wrong state.
+export const NOT_ALLOWED_POST_BOOT = 'The requested operation is not supported after starting the microVM.';
+export const NOT_ALLOWED_PRE_BOOT = 'The requested operation is not supported before starting the microVM.';
+
+export type InstanceState = 'Not started' | 'Running' | 'Paused';
+
+export interface ControllerOptions {
+  instanceId: string;
+  bootTimer: boolean;
+  startTimeUs: bigint;
+  startCpuUs: number;
+  log: VmmLog;
+  /** Called once when the started VM ends (the process then exits with stop.exitCode). */
+  onVmEnd: (stop: VcpuStop) => void;
+  /** Called after the VM was built and its vCPUs started (metrics flush, latency accounting). */
+  onStarted?: () => void;
+}
+
+export class VmmController {
+  private vmm: Vmm | undefined;
+
+  constructor(readonly resources: VmResources, private readonly opts: ControllerOptions) {}
+
+  get state(): InstanceState {
+    if (!this.vmm) return 'Not started';
+    return this.vmm.vmState === 'Paused' ? 'Paused' : 'Running';
+  }
+
+  get started(): boolean {
+    return this.vmm !== undefined;
+  }
+
+  get runningVmm(): Vmm | undefined {
+    return this.vmm;
+  }
+
+  /** Runs a configuration change; only allowed before InstanceStart. */
+  preBoot<T>(op: () => T): T {
+    if (this.vmm) throw new VmmActionError(400, NOT_ALLOWED_POST_BOOT);
+    try {
+      return op();
+    } catch (e) {
+      if (e instanceof ConfigError) throw new VmmActionError(400, e.message);
+      throw e;
+    }
+  }
+
+  private requireVmm(): Vmm {
+    if (!this.vmm) throw new VmmActionError(400, NOT_ALLOWED_PRE_BOOT);
+    return this.vmm;
+  }
+
+  private machineSpec(): MachineSpec {
+    const r = this.resources;
+    if (!r.bootSource) throw new VmmActionError(400, 'Cannot start microvm without kernel configuration.');
+    const mc = r.machineConfig;
+    if (mc.huge_pages !== 'None') throw new VmmActionError(400, `machine-config.huge_pages "${mc.huge_pages}" is not supported yet`);
+    if (mc.track_dirty_pages) throw new VmmActionError(400, 'machine-config.track_dirty_pages: dirty page tracking is not supported yet');
+    return {
+      kernelImagePath: r.bootSource.kernel_image_path,
+      initrdPath: r.bootSource.initrd_path ?? undefined,
+      bootArgs: kernelCmdline(r.bootSource),
+      vcpuCount: mc.vcpu_count,
+      memSizeMib: mc.mem_size_mib,
+      smt: mc.smt,
+      bootTimer: this.opts.bootTimer,
+      startTimeUs: this.opts.startTimeUs,
+      startCpuUs: this.opts.startCpuUs,
+    };
+  }
+
+  /** InstanceStart: build the VM from the configuration and start its vCPUs. */
+  startInstance(): void {
+    if (this.vmm) throw new VmmActionError(400, NOT_ALLOWED_POST_BOOT);
+    const spec = this.machineSpec();
+    let vmm: Vmm;
+    try {
+      vmm = buildMicroVm(spec, this.opts.log);
+    } catch (e) {
+      throw new VmmActionError(400, `Start microvm error: ${(e as Error).message}`);
+    }
+    this.vmm = vmm;
+    void vmm.run().then((stop) => this.opts.onVmEnd(stop));
+    this.opts.onStarted?.();
+  }
+
+  sendCtrlAltDel(): void {
+    const vmm = this.requireVmm();
+    if (!vmm.sendCtrlAltDel()) throw new VmmActionError(400, 'Failed to send CTRL+ALT+DEL: the i8042 buffer is full.');
+  }
+
+  async pause(): Promise<void> {
+    await this.requireVmm().pause();
+  }
+
+  resume(): void {
+    this.requireVmm().resume();
+  }
+
+  /** Stops the VM (if any); resolves when it has ended. */
+  stop(exitCode: number, message: string): void {
+    this.vmm?.end({ reason: 'stopped', exitCode, message });
+  }
+}
