@@ -15,6 +15,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { buildGuest } from '../tests/helpers/guest_build.js';
 import { hostRunsLinuxGuests, labRunner } from '../tests/helpers/lab.js';
 import { projectRoot, sparklerBin } from '../tests/helpers/sparkler_run.js';
@@ -115,6 +116,10 @@ interface NativeResults {
   firstInsnFromSpawnUs: number[];
   /** first_insn: spawn -> exit (ms). */
   firstInsnExitMs: number[];
+  /** first_insn: spawn -> the log line "Running sparkler" (Node up, the VMM's modules loaded), ms. */
+  firstLogMs: number[];
+  /** first_insn: spawn -> the log line "Successfully started microvm" (VM built, vCPUs starting), ms. */
+  startedMs: number[];
   /** hello: Guest-boot-time from Node's time origin (µs). */
   helloUs: number[];
   /** node -e 0: spawn -> exit (ms). */
@@ -198,6 +203,7 @@ function watchConcurrency(ownRw: string | null): { stop(): Concurrency } {
 }
 
 async function gitCommit(): Promise<string> {
+  if (process.env.BENCH_COMMIT) return process.env.BENCH_COMMIT; // e.g. when run from an exported snapshot
   const head = (await capture('git', ['-C', projectRoot, 'rev-parse', '--short', 'HEAD'])).trim();
   const dirty = (await capture('git', ['-C', projectRoot, 'status', '--porcelain'])).trim();
   return head ? `${head}${dirty ? ' + uncommitted changes' : ''}` : 'unknown';
@@ -228,10 +234,13 @@ async function native(o: Options, outDir: string): Promise<NonNullable<Results['
     firstInsnFromSpawnUs: [],
     firstInsnExitMs: [],
     helloUs: [],
+    firstLogMs: [],
+    startedMs: [],
     nodeMs: [],
     failures: [],
   };
-  const vmm = async (config: string, extra: string[], what: string): Promise<{ us: number; wallMs: number } | null> => {
+  const vmm = async (config: string, extra: string[], what: string): Promise<{ us: number; wallMs: number; stderr: string; spawnEpochMs: number } | null> => {
+    const spawnEpochMs = performance.timeOrigin + performance.now();
     const p = await run(sparklerBin, ['--no-api', '--config-file', config, '--boot-timer', ...extra]);
     const us = parseBootTimerUs(p.stderr);
     if (p.code !== 0 || us === null) {
@@ -239,7 +248,14 @@ async function native(o: Options, outDir: string): Promise<NonNullable<Results['
       r.failures.push(`${what}: exit ${p.code}${us === null ? ', no Guest-boot-time line' : ''}: ${last}`);
       return null;
     }
-    return { us, wallMs: p.wallMs };
+    return { us, wallMs: p.wallMs, stderr: p.stderr, spawnEpochMs };
+  };
+  /** ms from spawn to the first log line containing `what` (log timestamps are UTC wall clock, ns). */
+  const logAt = (stderr: string, spawnEpochMs: number, what: string): number | null => {
+    const line = stderr.split('\n').find((l) => l.includes(what));
+    const m = line && /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d+)/.exec(line);
+    if (!m) return null;
+    return Date.parse(`${m[1]}Z`) + Number(`0.${m[2]}`) * 1000 - spawnEpochMs;
   };
   const watch = watchConcurrency(null);
   // One untimed round first: page cache, guest builds.
@@ -252,6 +268,10 @@ async function native(o: Options, outDir: string): Promise<NonNullable<Results['
     if (a) {
       r.firstInsnUs.push(a.us);
       r.firstInsnExitMs.push(a.wallMs);
+      const l1 = logAt(a.stderr, a.spawnEpochMs, 'Running sparkler');
+      const l2 = logAt(a.stderr, a.spawnEpochMs, 'Successfully started microvm');
+      if (l1 !== null) r.firstLogMs.push(l1);
+      if (l2 !== null) r.startedMs.push(l2);
     }
     // Firecracker's --start-time-us: CLOCK_MONOTONIC µs; the parent's clock right before fork+exec.
     const startUs = String(process.hrtime.bigint() / 1000n);
@@ -430,6 +450,8 @@ function nativeTable(n: NonNullable<Results['native']>): Table {
       row('process start → first guest instruction (Guest-boot-time, first_insn)', ms(n.firstInsnUs), `≤ ${TARGET_FIRST_INSN_MS} ms`, fi === null ? null : fi <= TARGET_FIRST_INSN_MS),
       row('  same, counted from spawn (--start-time-us = parent clock)', ms(n.firstInsnFromSpawnUs)),
       row('  same, hello test guest (prints 3 lines first)', ms(n.helloUs)),
+      row('  breakdown: spawn → log "Running sparkler" (Node + modules up)', n.firstLogMs ?? []),
+      row('  breakdown: spawn → log "Successfully started microvm"', n.startedMs ?? []),
       row('sparkler + first_insn: spawn → process exit', n.firstInsnExitMs),
       row('bare `node -e 0`: spawn → exit (reference)', n.nodeMs),
     ],
@@ -463,7 +485,11 @@ function report(r: Results, markdown: boolean): string {
   if (r.native) {
     p(markdown ? renderMarkdown(nativeTable(r.native)) : renderText(nativeTable(r.native)));
     const c = r.native.concurrency;
-    if (c.otherLabs) p(`${markdown ? '' : '  '}WARNING: ${c.otherLabs} kvm-lab machine(s) ran during the native runs (max load ${c.maxLoad1.toFixed(2)}): noisy`);
+    const busy = c.otherLabs > 0 || c.maxLoad1 > h.nproc;
+    p(
+      `${markdown ? '' : '  '}${busy ? 'WARNING: ' : ''}native runs: ${c.otherLabs} kvm-lab machine(s) seen, max load ${c.maxLoad1.toFixed(2)} on ${h.nproc} CPUs` +
+        (busy ? ': the host was busy, timings are inflated; rerun' : ''),
+    );
     const counts = new Map<string, number>();
     for (const f of r.native.failures) counts.set(f, (counts.get(f) ?? 0) + 1);
     for (const [f, k] of counts) p(`${markdown ? '' : '  '}FAILED ${k}×: ${f}`);

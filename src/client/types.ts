@@ -348,19 +348,23 @@ export interface SnapshotLoadParams {
 
 // ---------------------------------------------------------------- full config
 
-/** GET /vm/config. */
+/**
+ * GET /vm/config. Like Firecracker, the server sends `null` (not nothing) for
+ * a device that is not configured, and nested optional fields such as
+ * `boot-source.initrd_path` may be null too, though the yaml does not say so.
+ */
 export interface FullVmConfiguration {
-  balloon?: Balloon;
+  balloon?: Balloon | null;
   drives?: Drive[];
-  'boot-source'?: BootSource;
-  'cpu-config'?: CpuConfig;
-  logger?: Logger;
-  'machine-config'?: MachineConfiguration;
-  metrics?: Metrics;
-  'memory-hotplug'?: MemoryHotplugConfig;
-  'mmds-config'?: MmdsConfig;
+  'boot-source'?: BootSource | null;
+  'cpu-config'?: CpuConfig | null;
+  logger?: Logger | null;
+  'machine-config'?: MachineConfiguration | null;
+  metrics?: Metrics | null;
+  'memory-hotplug'?: MemoryHotplugConfig | null;
+  'mmds-config'?: MmdsConfig | null;
   'network-interfaces'?: NetworkInterface[];
   pmem?: Pmem[];
-  vsock?: Vsock;
-  entropy?: EntropyDevice;
+  vsock?: Vsock | null;
+  entropy?: EntropyDevice | null;
 }

@@ -131,9 +131,19 @@ function matchTemplate(template: string, p: string): Record<string, string> | un
 
 // ------------------------------------------------------------------ Swagger → JSON Schema
 
-export type Direction = 'request' | 'response';
+/**
+ * How to read the schemas: for a request (readOnly properties forbidden), for
+ * a response, or for a response where an optional property may also be
+ * `null` (Firecracker itself answers GET /vm/config with `"balloon": null`
+ * and the like, which the yaml does not allow).
+ */
+export type Direction = 'request' | 'response' | 'response-nullable';
 
-const ROOT_ID: Record<Direction, string> = { request: 'firecracker-request.json', response: 'firecracker-response.json' };
+const ROOT_ID: Record<Direction, string> = {
+  request: 'firecracker-request.json',
+  response: 'firecracker-response.json',
+  'response-nullable': 'firecracker-response-nullable.json',
+};
 
 /** Swagger-only keywords that JSON Schema does not know (dropped). */
 const DROPPED = new Set(['example', 'xml', 'externalDocs', 'discriminator', 'format']);
@@ -143,7 +153,8 @@ const SUB_SCHEMA_LISTS = new Set(['allOf', 'anyOf', 'oneOf']);
 /**
  * Converts one Swagger 2.0 schema to JSON Schema draft-07. `$ref`s to
  * `#/definitions/X` point into the root schema of that direction (see
- * `ROOT_ID`); `readOnly` properties are forbidden in requests.
+ * `ROOT_ID`); `readOnly` properties are forbidden in requests; with
+ * 'response-nullable', properties not `required` may be null.
  */
 export function toJsonSchema(s: SwaggerSchema, direction: Direction): SwaggerSchema {
   if (typeof s.$ref === 'string') {
@@ -155,11 +166,14 @@ export function toJsonSchema(s: SwaggerSchema, direction: Direction): SwaggerSch
   for (const [k, v] of Object.entries(s)) {
     if (k.startsWith('x-') || DROPPED.has(k)) continue;
     if (k === 'properties') {
+      const required = new Set(Array.isArray(s.required) ? (s.required as string[]) : []);
       out.properties = Object.fromEntries(
-        Object.entries(v as Record<string, SwaggerSchema>).map(([name, sub]) => [
-          name,
-          direction === 'request' && sub.readOnly === true ? false : toJsonSchema(sub, direction),
-        ]),
+        Object.entries(v as Record<string, SwaggerSchema>).map(([name, sub]) => {
+          if (direction === 'request' && sub.readOnly === true) return [name, false];
+          const converted = toJsonSchema(sub, direction);
+          const nullable = direction === 'response-nullable' && !required.has(name);
+          return [name, nullable ? { anyOf: [{ type: 'null' }, converted] } : converted];
+        }),
       );
     } else if (SUB_SCHEMA.has(k) && v !== null && typeof v === 'object' && !Array.isArray(v)) {
       out[k] = toJsonSchema(v as SwaggerSchema, direction);
@@ -194,7 +208,7 @@ function validator(key: string, schema: SwaggerSchema, direction: Direction): Va
     if (!ajv) {
       ajv = new Ajv({ allErrors: true, strict: true });
       const defs = loadSpec().definitions;
-      for (const d of ['request', 'response'] as const) {
+      for (const d of Object.keys(ROOT_ID) as Direction[]) {
         ajv.addSchema({
           $id: ROOT_ID[d],
           definitions: Object.fromEntries(Object.entries(defs).map(([n, s]) => [n, toJsonSchema(s, d)])),
@@ -238,7 +252,12 @@ export function validateRequest(method: string, urlPath: string, body: unknown):
     if (param.required) throw new OpenApiValidationError(`${what}: the body is required (${schemaName(param.schema!)})`, []);
     return;
   }
-  check(`req ${op.method} ${op.template}`, param.schema!, 'request', value, what);
+  check(`request ${op.method} ${op.template}`, param.schema!, 'request', value, what);
+}
+
+export interface ResponseOptions {
+  /** Let properties that are not `required` be null (as Firecracker's GET /vm/config has them). Default false. */
+  nullableOptional?: boolean;
 }
 
 /**
@@ -247,7 +266,7 @@ export function validateRequest(method: string, urlPath: string, body: unknown):
  * schema (204) must come with no body. `body`: parsed JSON, the raw text,
  * or undefined/'' for none.
  */
-export function validateResponse(method: string, urlPath: string, status: number, body: unknown): void {
+export function validateResponse(method: string, urlPath: string, status: number, body: unknown, options: ResponseOptions = {}): void {
   const op = findOperation(method, urlPath);
   const what = `${op.method} ${urlPath} response ${status}`;
   const key = String(status) in op.operation.responses ? String(status) : 'default';
@@ -262,13 +281,14 @@ export function validateResponse(method: string, urlPath: string, status: number
     return;
   }
   if (value === undefined) throw new OpenApiValidationError(`${what}: expected a ${schemaName(response.schema)} body, got none`, []);
-  check(`res ${op.method} ${op.template} ${key}`, response.schema, 'response', value, what);
+  const direction: Direction = options.nullableOptional ? 'response-nullable' : 'response';
+  check(`${direction} ${op.method} ${op.template} ${key}`, response.schema, direction, value, what);
 }
 
 /** Checks a value against `definitions[name]` (as a response, unless direction says otherwise). */
 export function validateDefinition(name: string, value: unknown, direction: Direction = 'response'): void {
   if (!(name in loadSpec().definitions)) throw new Error(`the spec has no definition ${name}`);
-  check(`def ${direction} ${name}`, { $ref: `#/definitions/${name}` }, direction, value, name);
+  check(`def ${direction} ${name}`, { $ref: `#/definitions/${name}` }, direction, value, `${direction} value`);
 }
 
 function check(key: string, schema: SwaggerSchema, direction: Direction, value: unknown, what: string): void {

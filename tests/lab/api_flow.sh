@@ -7,7 +7,8 @@
 set -u
 OUT="$1"; KERNEL="$2"; INITRD="$3"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-SOCK="$OUT/api.sock"
+# Unix sockets cannot live on the lab's 9p share (ENXIO): keep it in /tmp.
+SOCK="$(mktemp -u /tmp/sparkler-api.XXXXXX.sock)"
 mkdir -p "$OUT/steps"
 n=0
 req() { # METHOD PATH [BODY]
@@ -26,7 +27,7 @@ ticks() { grep -c '^tick ' "$OUT/console.txt"; }
 
 "$ROOT/bin/sparkler" --api-sock "$SOCK" --boot-timer > "$OUT/console.txt" 2> "$OUT/vmm.log" < /dev/null &
 pid=$!
-for _ in $(seq 300); do [ -S "$SOCK" ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ -S "$SOCK" ] && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 
 req GET /
 req PUT /boot-source "{\"kernel_image_path\": \"$KERNEL\", \"initrd_path\": \"$INITRD\", \"boot_args\": \"console=ttyS0 reboot=k panic=1 i8042.noaux i8042.nomux i8042.dumbkbd quiet sparkler.cmd=idle SPARKLER_IDLE_TICKS=10\"}"
@@ -42,7 +43,7 @@ echo "ticks_during_pause=$((after - before))" > "$OUT/pause.txt"
 req PATCH /vm '{"state": "Resumed"}'
 req GET /
 wait_for "^tick $((after + 1)) " 60
-req PUT /actions '{"action_type": "SendCtrlAltDel"}'
 req GET /vm/config
+req PUT /actions '{"action_type": "SendCtrlAltDel"}'
 wait "$pid"
 echo "$?" > "$OUT/exit.txt"
