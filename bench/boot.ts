@@ -46,6 +46,7 @@ const USAGE = `usage: bench/boot [options]
   --smp2            shorthand for --vcpus 1,2
   --warmups N       untimed boots of each VMM before the first lab pass (default 1)
   --native-runs N   native start-up samples (default 20)
+  --lab-retries N   start the lab again when it ends before any boot (default 1)
   --no-lab          skip part 1 (Linux boots in the lab)
   --no-native       skip part 2 (native start-up)
   --markdown        print the report as markdown (for docs/performance.md)
@@ -58,6 +59,7 @@ interface Options {
   vcpus: number[];
   warmups: number;
   nativeRuns: number;
+  labRetries: number;
   lab: boolean;
   native: boolean;
   markdown: boolean;
@@ -66,7 +68,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { runs: 3, vcpus: [1], warmups: 1, nativeRuns: 20, lab: true, native: true, markdown: false, out: null, report: null };
+  const o: Options = { runs: 3, vcpus: [1], warmups: 1, nativeRuns: 20, labRetries: 1, lab: true, native: true, markdown: false, out: null, report: null };
   const int = (name: string, v: string | undefined, min: number): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) usage(`${name} needs an integer >= ${min}`);
@@ -80,6 +82,7 @@ function parseArgs(argv: string[]): Options {
       case '--runs': o.runs = int(flag, val(), 1); break;
       case '--native-runs': o.nativeRuns = int(flag, val(), 1); break;
       case '--warmups': o.warmups = int(flag, val(), 0); break;
+      case '--lab-retries': o.labRetries = int(flag, val(), 0); break;
       case '--vcpus': {
         const v = val() ?? '';
         o.vcpus = v.split(',').map((s) => int(flag, s, 1));
@@ -323,16 +326,27 @@ async function lab(o: Options, outDir: string): Promise<NonNullable<Results['lab
   log(`lab: ${boots} Linux boots ${direct ? 'on this host' : 'in one kvm-lab session'} (about ${Math.ceil((boots * 9 + 10) / 60)} min)`);
   const watch = watchConcurrency(direct ? null : outDir);
   const t0 = nowMs();
-  const code = await new Promise<number | null>((resolve, reject) => {
-    const child = spawn(cmd!, args, { cwd: outDir, stdio: ['ignore', 'pipe', 'pipe'] });
-    const relay = (d: Buffer): void => {
-      for (const line of d.toString().split('\n')) if (line.trim()) process.stderr.write(`  lab| ${line}\n`);
-    };
-    child.stdout.on('data', relay);
-    child.stderr.on('data', relay);
-    child.on('error', reject);
-    child.on('close', (c) => resolve(c));
-  });
+  let code: number | null = null;
+  for (let attempt = 1; ; attempt++) {
+    const [c, signal] = await new Promise<[number | null, string | null]>((resolve, reject) => {
+      const child = spawn(cmd!, args, { cwd: outDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KVM_LAB_VERBOSE: '1' } });
+      const relay = (d: Buffer): void => {
+        for (const line of d.toString().split('\n')) if (line.trim()) process.stderr.write(`  lab| ${line}\n`);
+      };
+      child.stdout.on('data', relay);
+      child.stderr.on('data', relay);
+      child.on('error', reject);
+      child.on('close', (cc, sig) => resolve([cc, sig]));
+    });
+    code = c;
+    if (fs.existsSync(resultsFile) || attempt > o.labRetries) {
+      if (!fs.existsSync(resultsFile)) throw new Error(`the lab run left no results (exit ${c ?? signal})`);
+      break;
+    }
+    // No boot has run yet (the lab machine did not start, e.g. starved by another lab): start it again.
+    log(`lab: the lab ended (exit ${c ?? signal}) before any boot; retrying in 20 s (${attempt}/${o.labRetries})`);
+    await new Promise((r) => setTimeout(r, 20_000));
+  }
   const wallS = (nowMs() - t0) / 1000;
   const concurrency = watch.stop();
   if (!fs.existsSync(resultsFile)) throw new Error(`the lab run left no results (exit ${code})`);
@@ -525,7 +539,7 @@ const results: Results = {
   date: hostInfo.date,
   commit: await gitCommit(),
   host: { ...hostInfo, kvm: hostInfo.kvmModule + (hostRunsLinuxGuests() ? ' (hardware virtualization)' : '') },
-  options: { runs: o.runs, vcpus: o.vcpus, warmups: o.warmups, nativeRuns: o.nativeRuns, lab: o.lab, native: o.native },
+  options: { runs: o.runs, vcpus: o.vcpus, warmups: o.warmups, nativeRuns: o.nativeRuns, labRetries: o.labRetries, lab: o.lab, native: o.native },
   native: null,
   lab: null,
 };
