@@ -8,7 +8,7 @@
 import koffi from 'koffi';
 import os from 'node:os';
 import {
-  MAP_FAILED, O_CLOEXEC, SYS_gettid, SYS_tgkill, SIZEOF_EPOLL_EVENT,
+  EINTR as EINTR_ERRNO, MAP_FAILED, O_CLOEXEC, SYS_gettid, SYS_tgkill, SIZEOF_EPOLL_EVENT,
 } from '../generated/libc.js';
 
 const lib = koffi.load('libc.so.6');
@@ -139,6 +139,23 @@ export function epollCtl(epfd: number, op: number, fd: number, events: number, t
   dv.setUint32(0, events, true);
   dv.setBigUint64(4, BigInt(token), true);
   check('epoll_ctl', epollCtlFn(epfd, op, fd, ev));
+}
+
+/** epoll_wait on the calling thread (a device thread blocks here); returns (token, events) pairs. */
+export function epollWait(epfd: number, buf: Uint8Array, timeoutMs: number): Array<{ token: number; events: number }> {
+  const max = Math.floor(buf.byteLength / SIZEOF_EPOLL_EVENT);
+  const n = epollWaitFn(epfd, buf, max, timeoutMs) as number;
+  if (n < 0) {
+    const errno = koffi.errno();
+    if (errno === EINTR_ERRNO) return [];
+    throw new SysError('epoll_wait', errno);
+  }
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const out: Array<{ token: number; events: number }> = [];
+  for (let i = 0; i < n; i++) {
+    out.push({ events: dv.getUint32(i * SIZEOF_EPOLL_EVENT, true), token: Number(dv.getBigUint64(i * SIZEOF_EPOLL_EVENT + 4, true)) });
+  }
+  return out;
 }
 
 /** Blocking epoll_wait on a thread-pool thread; resolves with (token, events) pairs. */

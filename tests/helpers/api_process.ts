@@ -13,6 +13,7 @@
  * (status >= 400) must moreover be `{"fault_message": "<string>"}`: the
  * spec's Error schema, with the message actually present. A method+path that
  * the spec does not have (an unknown route) may only be answered that way.
+ * Null-valued properties of answers count as absent (see withoutNullProperties).
  *
  * For requests node:http cannot send (a huge Content-Length with a partial
  * body, garbage, many requests on one socket) use `connectRaw`.
@@ -78,6 +79,26 @@ export function faultOf(res: ApiResponse): string {
 }
 
 /**
+ * The value with every object property whose value is null removed (deeply).
+ * Firecracker serialises an absent optional value as null (serde's
+ * Option::None: GET /vm/config answers `"balloon": null`, `"initrd_path":
+ * null`...), which Swagger 2.0 cannot express; answers are validated as if
+ * such properties were absent. A *required* property that is null still
+ * fails (it is then missing).
+ */
+export function withoutNullProperties(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(withoutNullProperties);
+  if (v !== null && typeof v === 'object') {
+    return Object.fromEntries(
+      Object.entries(v as Record<string, unknown>)
+        .filter(([, x]) => x !== null)
+        .map(([k, x]) => [k, withoutNullProperties(x)]),
+    );
+  }
+  return v;
+}
+
+/**
  * Checks an answer against the spec: the operation's response for that
  * status (or its `default`). An unknown route (no such method+path in the
  * spec) must be answered with an error: status >= 400 and the Error schema.
@@ -91,7 +112,8 @@ export function validateAnswer(method: string, urlPath: string, res: ApiResponse
     known = false; // no such route in the spec (or an undecodable path)
   }
   if (known) {
-    validateResponse(method, urlPath, res.status, res.text);
+    const v = parseJson(res.text);
+    validateResponse(method, urlPath, res.status, v === undefined ? res.text : withoutNullProperties(v));
   } else {
     if (res.status < 400) throw new Error(`${method} ${urlPath} is not in the spec, yet it was answered ${res.status}: ${res.text}`);
     const v = parseJson(res.text);

@@ -42,3 +42,15 @@ export function registerGuestMemory(vm: VmFd, memory: GuestMemory): void {
 export function unmapGuestMemory(m: GuestMemoryMapping): void {
   for (const { addr, len } of m.mappings) libc.munmap(addr, len);
 }
+
+/** Where each region of guest RAM is mapped: enough for another thread to build its own views. */
+export interface GuestMemoryLayout { regions: Array<{ guestAddr: number; size: number; hostAddr: bigint }> }
+
+export function guestMemoryLayout(memory: GuestMemory): GuestMemoryLayout {
+  return { regions: memory.regions.map(({ guestAddr, size, hostAddr }) => ({ guestAddr, size, hostAddr })) };
+}
+
+/** This thread's zero-copy view of guest RAM mapped by another thread of the process. */
+export function attachGuestMemory(layout: GuestMemoryLayout): GuestMemory {
+  return new GuestMemory(layout.regions.map((r) => ({ ...r, bytes: new Uint8Array(libc.view(r.hostAddr, r.size)) })));
+}
