@@ -62,6 +62,8 @@ async function claimSocketPath(path: string): Promise<void> {
     c.once('error', () => resolve(false));
   });
   if (inUse) throw new ApiServerError(`Failed to open the API socket at ${path}: it is in use by another process`);
+  // Only a socket left by a dead process is ours to replace; never delete anything else.
+  if (!fs.lstatSync(path).isSocket()) throw new ApiServerError(`Failed to open the API socket at ${path}: the path exists and is not a socket`);
   try {
     fs.unlinkSync(path);
   } catch (e) {
@@ -74,7 +76,19 @@ export class ApiServer {
   private readonly oversized = new WeakSet<http.IncomingMessage>();
 
   constructor(private readonly opts: ApiServerOptions) {
-    this.server = http.createServer({ keepAlive: true }, (req, res) => void this.handle(req, res));
+    // Firecracker's API accepts HTTP/1.1 without a Host header (curl --unix-socket sends one, other clients may not).
+    this.server = http.createServer({ keepAlive: true, requireHostHeader: false }, (req, res) => {
+      this.handle(req, res).catch((e: unknown) => {
+        if (!res.headersSent) send(res, fault(500, `Internal error: ${e instanceof Error ? e.message : String(e)}`), true);
+      });
+    });
+    // A request that is not HTTP at all still gets a JSON error, then the connection is closed.
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      if (!socket.writable) return socket.destroy();
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+      const body = JSON.stringify({ fault_message: `Invalid HTTP request: ${err.message}` });
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    });
     // Generous per-request limits: one slow client must not hold its connection forever.
     this.server.headersTimeout = 30_000;
     this.server.requestTimeout = 60_000;
@@ -111,7 +125,14 @@ export class ApiServer {
   }
 
   private async dispatch(req: http.IncomingMessage, method: string, path: string): Promise<RouteResult> {
-    const match = this.match(method, path);
+    let match: ReturnType<ApiServer['match']>;
+    try {
+      match = this.match(method, path);
+    } catch (e) {
+      req.resume();
+      if (e instanceof VmmActionError) return fault(e.status, e.message);
+      throw e;
+    }
     if (!match) {
       req.resume();
       return fault(400, `Invalid request method and/or path: ${method} ${path}.`);
@@ -139,7 +160,13 @@ export class ApiServer {
       const m = c.re.exec(path);
       if (!m) continue;
       const params: Record<string, string> = {};
-      c.names.forEach((n, i) => { params[n] = decodeURIComponent(m[i + 1]!); });
+      for (const [i, n] of c.names.entries()) {
+        try {
+          params[n] = decodeURIComponent(m[i + 1]!);
+        } catch {
+          throw new VmmActionError(400, `Invalid percent-encoding in the path parameter ${n}: ${m[i + 1]}`);
+        }
+      }
       return { route: c.route, params };
     }
     return undefined;
