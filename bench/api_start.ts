@@ -302,8 +302,8 @@ function rows(r: Results): Row[] {
   const out: Row[] = [
     ['sparkler: spawn → API socket accepts (ms)', ...stats(s.map((x) => x.wallMs)), `≤ ${TARGET_WALL_MS} (Firecracker ~${FC_WALL_MS})`],
     ['sparkler: CPU time at accept, all threads (ms)', ...stats(s.map((x) => x.cpuMs)), `Firecracker ~${FC_CPU_MS}`],
-    ['  of which the main thread (ms)', ...stats(s.map((x) => x.mainCpuMs)), ''],
-    ['  /proc/<pid>/stat utime+stime (ms, 10 ms ticks)', ...stats(s.map((x) => x.statCpuMs)), ''],
+    ['sparkler: CPU at accept, main thread only (ms)', ...stats(s.map((x) => x.mainCpuMs)), ''],
+    ['sparkler: CPU at accept, /proc stat utime+stime (ms, 10 ms ticks)', ...stats(s.map((x) => x.statCpuMs)), ''],
     ['sparkler: threads at accept', ...stats(s.map((x) => x.threads)), ''],
     ['sparkler: RssAnon at accept (MiB)', ...stats(s.map((x) => mib(x.atAccept.rssAnonKiB))), ''],
     ['sparkler: RssFile at accept (MiB)', ...stats(s.map((x) => mib(x.atAccept.rssFileKiB))), ''],
@@ -327,6 +327,7 @@ function rows(r: Results): Row[] {
 
 function fmt(v: number | null): string {
   if (v === null || Number.isNaN(v)) return '–';
+  if (Number.isInteger(v)) return String(v);
   return Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(1);
 }
 
@@ -342,7 +343,7 @@ function report(r: Results, markdown: boolean): string {
     ['kernel', m.kernel],
     ['node', m.node],
     ['load', m.load],
-    ['runs', `${r.options.runs} measured rounds after ${r.options.warmups} warm-ups; ${nS} sparkler, ${r.nodeServer.length} Node-server, ${r.nodeBare.length} \`node -e 0\` samples ok`],
+    ['runs', `${r.options.runs} measured rounds after ${r.options.warmups} warm-up round(s); ${nS} sparkler, ${r.nodeServer.length} Node-server, ${r.nodeBare.length} \`node -e 0\` samples ok`],
     ['subject', `${r.options.bin} --api-sock <tmp>/api.sock`],
     ['env', r.extraCaCerts === null ? 'inherited (no NODE_EXTRA_CA_CERTS)' : r.options.keepEnv ? `inherited, NODE_EXTRA_CA_CERTS=${r.extraCaCerts} kept` : `inherited minus NODE_EXTRA_CA_CERTS (${r.extraCaCerts}); see the row measuring it`],
   ];
