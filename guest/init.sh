@@ -42,6 +42,27 @@ case "$cmd" in
     # setsid + cttyhack give the shell a controlling tty, so ^C and job control work.
     setsid cttyhack sh
     ;;
+  devtest)
+    # Device checks for the virtio tests: /dev/vda (rw ext4), /dev/vdb (read-only drive), the entropy device.
+    mkdir -p /mnt
+    if mount -t ext4 /dev/vda /mnt; then
+      echo "vda-hello=$(cat /mnt/hello.txt)"
+      echo "written by the guest" > /mnt/from-guest.txt
+      umount /mnt && echo "vda-umount=ok"
+    else
+      echo "vda-mount=failed"
+    fi
+    if [ -b /dev/vdb ]; then
+      echo "vdb-ro=$(cat /sys/block/vdb/ro)"
+      if dd if=/dev/zero of=/dev/vdb bs=512 count=1 2>/dev/null; then echo "vdb-write=accepted"; else echo "vdb-write=refused"; fi
+      echo "vdb-head=$(dd if=/dev/vdb bs=16 count=1 2>/dev/null)"
+    fi
+    if [ -c /dev/hwrng ]; then
+      echo "rng-current=$(cat /sys/class/misc/hw_random/rng_current)"
+      echo "rng-bytes=$(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c)"
+    fi
+    sync
+    ;;
   idle)
     # Stay up for API tests (pause/resume): a heartbeat with the guest's uptime each second.
     i=0

@@ -44,7 +44,7 @@ export interface Route {
 const NO_CONTENT: RouteResult = { status: 204 };
 
 function notYet(feature: string): never {
-  throw new VmmActionError(400, `${feature} is not supported by sparkler yet.`);
+  throw new VmmActionError(400, `${feature}: not supported by sparkler yet.`);
 }
 
 /** A body the path's id must agree with (Firecracker checks this too). */
@@ -89,7 +89,7 @@ export const ROUTES: Route[] = [
     method: 'PUT', path: '/actions', needsBody: true,
     handle: async (ctx) => {
       const { action_type: action } = validateOrFault(() => validateBody('InstanceActionInfo', ctx.body));
-      if (action === 'InstanceStart') ctx.controller.startInstance();
+      if (action === 'InstanceStart') await ctx.controller.startInstance();
       else if (action === 'SendCtrlAltDel') ctx.controller.sendCtrlAltDel();
       else ctx.info.flushMetrics();
       return NO_CONTENT;
@@ -132,12 +132,30 @@ export const ROUTES: Route[] = [
   },
 
   // Devices and features that come with later issues: bodies are validated exactly, then refused.
-  { method: 'PUT', path: '/drives/{drive_id}', needsBody: true, handle: validatedButNotYet('Drive', 'Block devices (drives)', ['drive_id', 'drive_id']) },
-  { method: 'PATCH', path: '/drives/{drive_id}', needsBody: true, handle: validatedButNotYetAnyTime('PartialDrive', 'Block devices (drives)', ['drive_id', 'drive_id']) },
+  {
+    method: 'PUT', path: '/drives/{drive_id}', needsBody: true,
+    handle: (ctx) => {
+      checkIdMatch(ctx, 'drive_id', 'drive_id');
+      ctx.controller.preBoot(() => ctx.controller.resources.setDrive(ctx.body, ''));
+      return NO_CONTENT;
+    },
+  },
+  {
+    method: 'PATCH', path: '/drives/{drive_id}', needsBody: true,
+    handle: (ctx) => {
+      checkIdMatch(ctx, 'drive_id', 'drive_id');
+      const update = validateOrFault(() => validateBody('PartialDrive', ctx.body));
+      ctx.controller.patchDrive(update);
+      return NO_CONTENT;
+    },
+  },
   { method: 'PUT', path: '/network-interfaces/{iface_id}', needsBody: true, handle: validatedButNotYet('NetworkInterface', 'Network interfaces', ['iface_id', 'iface_id']) },
   { method: 'PATCH', path: '/network-interfaces/{iface_id}', needsBody: true, handle: validatedButNotYetAnyTime('PartialNetworkInterface', 'Network interfaces', ['iface_id', 'iface_id']) },
   { method: 'PUT', path: '/vsock', needsBody: true, handle: validatedButNotYet('Vsock', 'The vsock device') },
-  { method: 'PUT', path: '/entropy', needsBody: true, handle: validatedButNotYet('EntropyDevice', 'The entropy device') },
+  {
+    method: 'PUT', path: '/entropy', needsBody: true,
+    handle: (ctx) => { ctx.controller.preBoot(() => ctx.controller.resources.setEntropy(ctx.body, '')); return NO_CONTENT; },
+  },
   { method: 'PUT', path: '/balloon', needsBody: true, handle: validatedButNotYet('Balloon', 'The balloon device') },
   { method: 'PATCH', path: '/balloon', needsBody: true, handle: validatedButNotYetAnyTime('BalloonUpdate', 'The balloon device') },
   { method: 'GET', path: '/balloon', needsBody: false, handle: () => notYet('The balloon device') },

@@ -13,7 +13,7 @@ import { logger } from '../logger/logger.js';
 import { ConfigError } from '../vmm/vmm_config/errors.js';
 import { toLoggerOptions } from '../vmm/vmm_config/logger.js';
 import { parseConfigFile, VmResources } from '../vmm/resources.js';
-import { VmmActionError, VmmController } from '../vmm/rpc_interface.js';
+import { preloadBuilder, VmmActionError, VmmController } from '../vmm/rpc_interface.js';
 import { ArgumentsError, cliLoggerOptions, helpText, packageVersion, parseCliArgs, versionText, type CliOptions } from './args.js';
 import { detectHostVirtualization } from './host.js';
 import { VmmMetrics } from './vmm_metrics.js';
@@ -118,6 +118,17 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => stopOnSignal('SIGTERM'));
   process.once('SIGINT', () => stopOnSignal('SIGINT'));
 
+  // As Firecracker: a VM described by --config-file is built before the API answers, so GET / already says Running.
+  if (opts.configFile !== null && (opts.noApi || resources.bootSource)) {
+    try {
+      await controller.startInstance();
+    } catch (e) {
+      const msg = e instanceof VmmActionError ? e.message : (e as Error).message;
+      fail(FcExitCode.GenericError, `Building VMM configured from cmdline json failed: ${msg}`);
+    }
+    logger.info('Successfully started microvm that was configured from one single json');
+  }
+
   if (!opts.noApi) {
     api = new ApiServer({
       socketPath: opts.apiSock,
@@ -127,7 +138,15 @@ async function main(): Promise<void> {
         instanceId: opts.id,
         version: packageVersion(),
         flushMetrics: () => metrics.flushOnRequest(),
-        configureLogger: (body) => logger.configure(toLoggerOptions(resources.setLogger(body, ''))),
+        configureLogger: (body) => {
+          const cfg = resources.setLogger(body, '');
+          try {
+            logger.configure(toLoggerOptions(cfg));
+          } catch (e) {
+            // A log path that cannot be opened is bad input (400), as in Firecracker.
+            throw new ConfigError((e as Error).message);
+          }
+        },
         configureMetrics: (body) => metrics.configure(resources.setMetrics(body, '')),
       },
       onRequest: (key, failed) => metrics.countRequest(key, failed),
@@ -138,19 +157,13 @@ async function main(): Promise<void> {
       fail(FcExitCode.GenericError, (e as Error).message);
     }
     logger.info(`API server listening on ${opts.apiSock}`);
+    metrics.onApiServerUp();
+    // Warm the VM builder now that the API answers, so InstanceStart does not wait for it.
+    setImmediate(() => void preloadBuilder());
   } else if (opts.configFile === null) {
     fail(FcExitCode.ArgParsing, 'Arguments parsing error: --no-api requires --config-file');
   }
 
-  if (opts.configFile !== null && (opts.noApi || resources.bootSource)) {
-    try {
-      controller.startInstance();
-    } catch (e) {
-      const msg = e instanceof VmmActionError ? e.message : (e as Error).message;
-      fail(FcExitCode.GenericError, `Building VMM configured from cmdline json failed: ${msg}`);
-    }
-    logger.info('Successfully started microvm that was configured from one single json');
-  }
 }
 
 main().catch((err: unknown) => fail(FcExitCode.UnexpectedError, `unexpected error: ${err instanceof Error ? err.message : String(err)}`));

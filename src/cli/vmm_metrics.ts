@@ -48,6 +48,12 @@ export class VmmMetrics {
     if (opts.metricsPath !== null) this.configure({ metrics_path: opts.metricsPath, emit_id: false, properties: null });
   }
 
+  /** Firecracker records the process start-up time once the API server is up. */
+  onApiServerUp(): void {
+    this.startTimes.reportStartTime();
+    this.startTimes.reportCpuStartTime();
+  }
+
   /** PUT /metrics, the config file's "metrics" or --metrics-path. */
   configure(cfg: MetricsConfig): void {
     try {
@@ -80,8 +86,6 @@ export class VmmMetrics {
         return sum;
       });
     }
-    this.startTimes.reportStartTime();
-    this.startTimes.reportCpuStartTime();
     if (this.configured) {
       metrics.flush(FLUSH_CONTEXT.periodic);
       metrics.startPeriodic();

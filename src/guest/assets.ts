@@ -61,7 +61,7 @@ export const GUEST_MODULES = ['virtio_mmio', 'virtio_blk', 'virtio_net', 'vmw_vs
 /** Applets guest/init.sh runs; busybox must have all of them. */
 const INIT_APPLETS = ['sh', 'mount', 'insmod', 'nproc', 'uname', 'devmem', 'setsid', 'cttyhack', 'reboot', 'poweroff'];
 /** A few more for `sparkler.cmd=shell` sessions. */
-const SHELL_APPLETS = ['cat', 'dmesg', 'free', 'ip', 'ls', 'lsmod', 'mkdir', 'ps', 'sleep', 'umount'];
+const SHELL_APPLETS = ['cat', 'dd', 'dmesg', 'free', 'ip', 'ls', 'lsmod', 'mkdir', 'ps', 'sleep', 'sync', 'umount', 'wc'];
 const APPLETS = [...INIT_APPLETS, ...SHELL_APPLETS];
 
 /** The package root: the nearest ancestor of this module with a package.json (works from src/ and dist/). */

@@ -50,6 +50,8 @@ const readFn = lib.func('long read(int fd, void *buf, size_t n)') as (fd: number
 const writeFn = lib.func('long write(int fd, const void *buf, size_t n)') as (fd: number, b: Uint8Array, n: number) => number;
 const preadFn = lib.func('long pread(int fd, void *buf, size_t n, long off)');
 const pwriteFn = lib.func('long pwrite(int fd, const void *buf, size_t n, long off)');
+const fsyncFn = lib.func('int fsync(int fd)') as (fd: number) => number;
+const fdatasyncFn = lib.func('int fdatasync(int fd)') as (fd: number) => number;
 const epollCreate1Fn = lib.func('int epoll_create1(int flags)') as (f: number) => number;
 const epollCtlFn = lib.func('int epoll_ctl(int epfd, int op, int fd, void *event)') as (e: number, o: number, fd: number, ev: Uint8Array | null) => number;
 const epollWaitFn = lib.func('int epoll_wait(int epfd, void *events, int max, int timeout)');
@@ -126,6 +128,16 @@ export function preadTo(fd: number, addr: bigint, len: number, offset: number): 
 
 export function pwriteFrom(fd: number, addr: bigint, len: number, offset: number): number {
   return check('pwrite', pwriteFn(fd, addr, len, offset) as number);
+}
+
+/** Flushes a file's data and metadata to stable storage (fsync(2)). */
+export function fsync(fd: number): void {
+  check('fsync', fsyncFn(fd));
+}
+
+/** Flushes a file's data (and the metadata needed to read it back) to stable storage (fdatasync(2)). */
+export function fdatasync(fd: number): void {
+  check('fdatasync', fdatasyncFn(fd));
 }
 
 export function epollCreate(flags: number): number {

@@ -23,6 +23,8 @@ import { consoleSink, type LegacyDevicesSpec } from './device_manager.js';
 import { createGuestMemory, registerGuestMemory, unmapGuestMemory } from './vstate/memory.js';
 import { installKickHandler, Vcpu } from './vstate/vcpu.js';
 import { Vmm, type VmmLog } from './vmm.js';
+import { VirtioDeviceManager, type BlockDeviceConfig } from './devices/virtio/manager.js';
+import type { RateLimiterConfig } from './rate_limiter/index.js';
 
 /** What the builder needs, already validated (see vmm_config/). */
 export interface MachineSpec {
@@ -34,6 +36,12 @@ export interface MachineSpec {
   smt: boolean;
   /** Add Firecracker's boot timer device (--boot-timer). */
   bootTimer: boolean;
+  /** Block devices, in guest order (/dev/vda first). */
+  drives?: BlockDeviceConfig[];
+  /** The root drive: `root=` on the command line, as Firecracker sets it. */
+  rootDevice?: { partuuid: string | null; readOnly: boolean } | undefined;
+  /** A virtio-rng device (PUT /entropy). */
+  entropy?: { rateLimiter: RateLimiterConfig | null } | undefined;
   /** Process start, CLOCK_MONOTONIC µs, and process CPU µs at start (for the boot timer). */
   startTimeUs: bigint;
   startCpuUs: number;
@@ -103,6 +111,11 @@ export function buildMicroVm(spec: MachineSpec, log: VmmLog): Vmm {
     const cmdlineBuilder = Cmdline.from(spec.bootArgs, CMDLINE_MAX_SIZE);
     // The microVM has no PCI bus: say so, or the kernel probes for config space and logs "PCI: Fatal".
     if (!/(^| )pci=/.test(spec.bootArgs)) cmdlineBuilder.append('pci=off');
+    if (spec.rootDevice) {
+      // Firecracker's rule: the root drive is the first block device, named by PARTUUID when given.
+      cmdlineBuilder.append(spec.rootDevice.partuuid ? `root=PARTUUID=${spec.rootDevice.partuuid}` : 'root=/dev/vda');
+      cmdlineBuilder.append(spec.rootDevice.readOnly ? 'ro' : 'rw');
+    }
     const cmdline = cmdlineBuilder.toBytes();
     mem.write(CMDLINE_START, cmdline);
 
@@ -117,9 +130,20 @@ export function buildMicroVm(spec: MachineSpec, log: VmmLog): Vmm {
       i8042: { state: i8042.sharedState, irqFd: kbdIrq.fd },
       ...(spec.bootTimer ? { bootTimer: { startUs: spec.startTimeUs, startCpuUs: spec.startCpuUs } } : {}),
       consoleFd: 1,
+      virtio: [],
     };
 
-    const rsdpAddr = writeAcpiTables(mem, { vcpuCount: spec.vcpuCount, virtioDevices: [], serial: true, i8042: true });
+    const virtio = new VirtioDeviceManager(vm, log);
+    try {
+      for (const d of spec.drives ?? []) virtio.addBlock(d);
+      if (spec.entropy) virtio.addEntropy(spec.entropy.rateLimiter);
+    } catch (e) {
+      virtio.close();
+      throw new BuildError(`cannot set up the virtio devices: ${(e as Error).message}`);
+    }
+    devices.virtio = virtio.wirings;
+
+    const rsdpAddr = writeAcpiTables(mem, { vcpuCount: spec.vcpuCount, virtioDevices: virtio.acpiDevices(), serial: true, i8042: true });
     const entry = writeBootParams(mem, memSize, kernel, cmdline, initrd, rsdpAddr);
 
     installKickHandler();
@@ -137,7 +161,7 @@ export function buildMicroVm(spec: MachineSpec, log: VmmLog): Vmm {
     }
 
     const console = new SerialConsole(serial);
-    return new Vmm({ kvm, vm, memory, vcpus, serial, console, i8042, irqs: [serialIrq, kbdIrq], log });
+    return new Vmm({ kvm, vm, memory, vcpus, serial, console, i8042, virtio, irqs: [serialIrq, kbdIrq], log });
   } catch (e) {
     unmapGuestMemory(memory);
     vm.close();

@@ -6,7 +6,7 @@
  * rebuilds its own buses over the same shared state with `attachLegacyDevices`.
  */
 import fs from 'node:fs';
-import { BOOT_TIMER_ADDR, BOOT_TIMER_SIZE, COM1_PORT, I8042_DATA_PORT } from './arch/x86_64/layout.js';
+import { BOOT_TIMER_ADDR, BOOT_TIMER_SIZE, COM1_PORT, I8042_DATA_PORT, VIRTIO_MMIO_SIZE } from './arch/x86_64/layout.js';
 import { Bus } from './devices/bus.js';
 import type { IrqTrigger } from './devices/irq.js';
 import { I8042, I8042_PORTS } from './devices/legacy/i8042/i8042.js';
@@ -14,6 +14,9 @@ import { UART_PORTS } from './devices/legacy/serial/registers.js';
 import { Serial } from './devices/legacy/serial/serial.js';
 import { BootTimer, formatBootTime } from './devices/pseudo/boot_timer.js';
 import * as libc from '../sys/libc.js';
+import { signalEventFd } from './event_manager.js';
+import { MmioTransport } from './devices/virtio/mmio/transport.js';
+import type { VirtioDeviceWiring } from './devices/virtio/wiring.js';
 
 export interface LegacyDevicesSpec {
   serial: { state: SharedArrayBuffer; irqFd: number };
@@ -22,6 +25,8 @@ export interface LegacyDevicesSpec {
   bootTimer?: { startUs: bigint; startCpuUs: number };
   /** Where the guest's console output goes (fd 1 normally). */
   consoleFd: number;
+  /** virtio-mmio devices: their registers are emulated on the vCPU threads too. */
+  virtio: VirtioDeviceWiring[];
 }
 
 export interface LegacyDeviceHooks {
@@ -70,6 +75,15 @@ export function attachLegacyDevices(spec: LegacyDevicesSpec, hooks: LegacyDevice
   if (spec.bootTimer) {
     const timer = new BootTimer(spec.bootTimer.startUs, spec.bootTimer.startCpuUs, (t) => hooks.info(formatBootTime(t)));
     mmio.insert(timer, BOOT_TIMER_ADDR, BOOT_TIMER_SIZE, 'boot timer');
+  }
+  for (const w of spec.virtio) {
+    const t = MmioTransport.fromShared(w.transportState);
+    // Status changes (activate, reset) are acted on by the device thread.
+    t.onStatusChange = () => signalEventFd(w.activateFd);
+    // QueueNotify normally never exits (ioeventfd); a write KVM did not match still reaches the queue.
+    t.onQueueNotify = (q) => { const fd = w.queueFds[q]; if (fd !== undefined) signalEventFd(fd); };
+    t.onHookError = (e) => hooks.info(`virtio ${w.id}: ${e instanceof Error ? e.message : String(e)}`);
+    mmio.insert(t, w.addr, VIRTIO_MMIO_SIZE, `virtio-mmio ${w.id}`);
   }
   return { pio, mmio, serial, i8042 };
 }

@@ -54,6 +54,18 @@ export const CONFIG_FILE_SECTIONS = [
 ] as const;
 export type ConfigFileSection = (typeof CONFIG_FILE_SECTIONS)[number];
 
+/** Firecracker opens a drive's file at PUT time: a missing or unusable file is refused then, not at boot. */
+function checkBackingFile(at: string, path: string, readOnly: boolean): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(path);
+    fs.accessSync(path, readOnly ? fs.constants.R_OK : fs.constants.R_OK | fs.constants.W_OK);
+  } catch (err) {
+    fail(at, `unable to open the block device backing file ${JSON.stringify(path)}: ${ioErrorText(err)}`);
+  }
+  if (!st.isFile() && !st.isBlockDevice()) fail(at, `the block device backing file ${JSON.stringify(path)} is not a regular file or block device`);
+}
+
 function notSupported(at: string, what: string): never {
   throw new UnsupportedConfigError(`${at}: ${what} not supported yet`);
 }
@@ -125,10 +137,19 @@ export class VmResources {
     return s;
   }
 
-  /** PUT /drives/{id}. */
-  setDrive(input: unknown, at = 'drive'): never {
-    validateDrive(input, at);
-    notSupported(at, 'block devices (drives) are');
+  /** PUT /drives/{id}: adds the drive, or replaces the one with the same id. */
+  setDrive(input: unknown, at = 'drive'): Drive {
+    const d = validateDrive(input, at);
+    if (d.socket !== null) notSupported(at, 'vhost-user block devices are');
+    if (d.io_engine === 'Async') notSupported(at, 'the Async (io_uring) io_engine is');
+    checkBackingFile(joinPath(at, 'path_on_host'), d.path_on_host ?? '', d.is_read_only ?? false);
+    if (d.is_root_device && this.drives.some((x) => x.is_root_device && x.drive_id !== d.drive_id)) {
+      fail(at, 'a root block device already exists; only one drive can be the root device');
+    }
+    const i = this.drives.findIndex((x) => x.drive_id === d.drive_id);
+    if (i >= 0) this.drives[i] = d;
+    else this.drives.push(d);
+    return d;
   }
 
   /** PUT /network-interfaces/{id}. */
@@ -144,9 +165,9 @@ export class VmResources {
   }
 
   /** PUT /entropy. */
-  setEntropy(input: unknown, at = 'entropy'): never {
-    validateEntropyDevice(input, at);
-    notSupported(at, 'the entropy device is');
+  setEntropy(input: unknown, at = 'entropy'): EntropyDevice {
+    this.entropy = validateEntropyDevice(input, at);
+    return this.entropy;
   }
 
   /** PUT /balloon. */

@@ -6,7 +6,10 @@
 import { ConfigError } from './vmm_config/errors.js';
 import { kernelCmdline } from './vmm_config/boot_source.js';
 import type { VmResources } from './resources.js';
-import { buildMicroVm, type MachineSpec } from './builder.js';
+// The builder (KVM, loaders, devices, koffi) is loaded on first use: the API
+// answers sooner, and a VM configured through it does not wait on modules it
+// would only need at InstanceStart. `preloadBuilder` warms it after listen().
+import type { MachineSpec } from './builder.js';
 import type { Vmm, VmmLog } from './vmm.js';
 import type { VcpuStop } from './vstate/vcpu.js';
 
@@ -36,8 +39,17 @@ export interface ControllerOptions {
   onStarted?: () => void;
 }
 
+let builderModule: Promise<typeof import('./builder.js')> | undefined;
+
+/** Loads the VM builder (idempotent). */
+export function preloadBuilder(): Promise<typeof import('./builder.js')> {
+  builderModule ??= import('./builder.js');
+  return builderModule;
+}
+
 export class VmmController {
   private vmm: Vmm | undefined;
+  private starting = false;
 
   constructor(readonly resources: VmResources, private readonly opts: ControllerOptions) {}
 
@@ -56,7 +68,7 @@ export class VmmController {
 
   /** Runs a configuration change; only allowed before InstanceStart. */
   preBoot<T>(op: () => T): T {
-    if (this.vmm) throw new VmmActionError(400, NOT_ALLOWED_POST_BOOT);
+    if (this.vmm || this.starting) throw new VmmActionError(400, NOT_ALLOWED_POST_BOOT);
     try {
       return op();
     } catch (e) {
@@ -83,21 +95,60 @@ export class VmmController {
       vcpuCount: mc.vcpu_count,
       memSizeMib: mc.mem_size_mib,
       smt: mc.smt,
+      ...this.deviceSpecs(),
       bootTimer: this.opts.bootTimer,
       startTimeUs: this.opts.startTimeUs,
       startCpuUs: this.opts.startCpuUs,
     };
   }
 
+  /** Drives (the root drive first, so it is /dev/vda, as Firecracker orders them) and the entropy device. */
+  private deviceSpecs(): Pick<MachineSpec, 'drives' | 'rootDevice' | 'entropy'> {
+    const r = this.resources;
+    const drives = [...r.drives].sort((a, b) => Number(b.is_root_device) - Number(a.is_root_device));
+    const root = drives.find((d) => d.is_root_device);
+    return {
+      drives: drives.map((d) => ({
+        driveId: d.drive_id,
+        path: d.path_on_host ?? '',
+        readOnly: d.is_read_only ?? false,
+        cacheType: d.cache_type,
+        rateLimiter: d.rate_limiter,
+      })),
+      rootDevice: root ? { partuuid: root.partuuid, readOnly: root.is_read_only ?? false } : undefined,
+      entropy: r.entropy ? { rateLimiter: r.entropy.rate_limiter } : undefined,
+    };
+  }
+
+  /** PATCH /drives/{id} after boot: a new backing file (the guest sees the new capacity). */
+  patchDrive(update: { drive_id: string; path_on_host: string | null; rate_limiter: unknown }): void {
+    const vmm = this.requireVmm();
+    const drive = this.resources.drives.find((d) => d.drive_id === update.drive_id);
+    if (!drive) throw new VmmActionError(400, `Invalid block device ID: ${update.drive_id}`);
+    if (update.rate_limiter !== null) throw new VmmActionError(400, 'Updating a drive\'s rate limiter after boot is not supported by sparkler yet.');
+    if (update.path_on_host !== null) {
+      try {
+        vmm.parts.virtio.updateBlockPath(update.drive_id, update.path_on_host);
+      } catch (e) {
+        throw new VmmActionError(400, `Unable to patch the block device: ${(e as Error).message}`);
+      }
+      drive.path_on_host = update.path_on_host;
+    }
+  }
+
   /** InstanceStart: build the VM from the configuration and start its vCPUs. */
-  startInstance(): void {
-    if (this.vmm) throw new VmmActionError(400, NOT_ALLOWED_POST_BOOT);
+  async startInstance(): Promise<void> {
+    if (this.vmm || this.starting) throw new VmmActionError(400, NOT_ALLOWED_POST_BOOT);
     const spec = this.machineSpec();
+    this.starting = true;
     let vmm: Vmm;
     try {
+      const { buildMicroVm } = await preloadBuilder();
       vmm = buildMicroVm(spec, this.opts.log);
     } catch (e) {
       throw new VmmActionError(400, `Start microvm error: ${(e as Error).message}`);
+    } finally {
+      this.starting = false;
     }
     this.vmm = vmm;
     void vmm.run().then((stop) => this.opts.onVmEnd(stop));

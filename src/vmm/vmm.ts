@@ -11,7 +11,8 @@ import type { EventFdTrigger } from './devices/irq.js';
 import type { I8042 } from './devices/legacy/i8042/i8042.js';
 import type { SerialConsole } from './devices/legacy/serial/console.js';
 import type { Serial } from './devices/legacy/serial/serial.js';
-import { unmapGuestMemory, type GuestMemoryMapping } from './vstate/memory.js';
+import { guestMemoryLayout, unmapGuestMemory, type GuestMemoryMapping } from './vstate/memory.js';
+import type { VirtioDeviceManager } from './devices/virtio/manager.js';
 import type { Vcpu, VcpuStop } from './vstate/vcpu.js';
 
 export interface VmmLog {
@@ -28,6 +29,7 @@ export interface VmmParts {
   serial: Serial;
   console: SerialConsole;
   i8042: I8042;
+  virtio: VirtioDeviceManager;
   irqs: EventFdTrigger[];
   log: VmmLog;
 }
@@ -65,6 +67,7 @@ export class Vmm {
     });
     this.state = 'Running';
     this.parts.console.attach();
+    this.parts.virtio.start(guestMemoryLayout(this.parts.memory.memory));
     for (const vcpu of this.parts.vcpus) void vcpu.run().then((stop) => this.end(stop));
     return this.ending;
   }
@@ -121,6 +124,7 @@ export class Vmm {
   private async stopAll(): Promise<void> {
     this.state = 'Stopped';
     const left = await Promise.all(this.parts.vcpus.map((v) => v.stop()));
+    await this.parts.virtio.stop();
     if (left.some((ok) => !ok)) this.parts.log.warn('some vCPUs could not be stopped; they end with the process');
   }
 
@@ -131,6 +135,7 @@ export class Vmm {
     const { console, irqs, vcpus, vm, kvm, memory } = this.parts;
     console.detach();
     for (const irq of irqs) irq.close();
+    this.parts.virtio.close();
     const allOut = vcpus.every((v) => !v.isRunning);
     if (!allOut) return;
     for (const v of vcpus) v.close();

@@ -73,6 +73,9 @@ describe('malformed requests before InstanceStart', () => {
     { name: 'unknown field in boot-source', method: 'PUT', path: '/boot-source', body: { kernel_image_path: '/bin/true', cmdline: 'x' }, malformed: true, fault: /unknown field "cmdline"/ },
     { name: 'unknown field in actions', method: 'PUT', path: '/actions', body: { action_type: 'InstanceStart', force: true }, malformed: true, fault: /unknown field "force"/ },
     { name: 'unknown field in logger', method: 'PUT', path: '/logger', body: { level: 'Info', colour: true }, malformed: true, fault: /unknown field "colour"/ },
+    { name: 'drive whose backing file does not exist', method: 'PUT', path: '/drives/rootfs', body: { drive_id: 'rootfs', is_root_device: true, is_read_only: false, path_on_host: '/nonexistent/rootfs.ext4' }, fault: /path_on_host: unable to open the block device backing file.*no such file or directory/i },
+    { name: 'drive whose backing file is a directory', method: 'PUT', path: '/drives/rootfs', body: { drive_id: 'rootfs', is_root_device: true, is_read_only: true, path_on_host: '/tmp' }, fault: /not a regular file or block device/ },
+    { name: 'PATCH /drives before InstanceStart', method: 'PATCH', path: '/drives/rootfs', body: { drive_id: 'rootfs', path_on_host: '/tmp/other.ext4' }, fault: BEFORE_START },
     { name: 'unknown field in drives', method: 'PUT', path: '/drives/rootfs', body: { drive_id: 'rootfs', is_root_device: true, path_on_host: '/tmp/r', size: 5 }, malformed: true, fault: /unknown field "size"/, notFault: NOT_SUPPORTED_YET },
     { name: 'unknown field in PATCH /vm', method: 'PATCH', path: '/vm', body: { state: 'Paused', now: true }, malformed: true, fault: /unknown field "now"/ },
 
@@ -135,11 +138,8 @@ describe('malformed requests before InstanceStart', () => {
 
   // Devices not implemented yet: a valid body is refused as not supported...
   const notYetValid: BadCase[] = [
-    { name: 'PUT /drives', method: 'PUT', path: '/drives/rootfs', body: { drive_id: 'rootfs', is_root_device: true, is_read_only: false, path_on_host: '/tmp/rootfs.ext4' }, fault: /Block devices.*not supported/ },
-    { name: 'PATCH /drives', method: 'PATCH', path: '/drives/rootfs', body: { drive_id: 'rootfs', path_on_host: '/tmp/other.ext4' }, fault: /Block devices.*not supported/ },
     { name: 'PUT /network-interfaces', method: 'PUT', path: '/network-interfaces/eth0', body: { iface_id: 'eth0', host_dev_name: 'tap0', guest_mac: '06:00:ac:10:00:02' }, fault: /Network interfaces.*not supported/ },
     { name: 'PUT /vsock', method: 'PUT', path: '/vsock', body: { guest_cid: 3, uds_path: '/tmp/v.sock' }, fault: /vsock.*not supported/ },
-    { name: 'PUT /entropy', method: 'PUT', path: '/entropy', body: {}, fault: /entropy.*not supported/ },
     { name: 'PUT /balloon', method: 'PUT', path: '/balloon', body: { amount_mib: 0, deflate_on_oom: false }, fault: /balloon.*not supported/ },
     { name: 'PATCH /balloon', method: 'PATCH', path: '/balloon', body: { amount_mib: 16 }, fault: /balloon.*not supported/ },
     { name: 'GET /balloon', method: 'GET', path: '/balloon', fault: /balloon.*not supported/ },

@@ -53,6 +53,10 @@ export interface VmConfig {
   kernel: string;
   /** Absolute path of an initrd, if any. */
   initrd?: string;
+  /** Firecracker `drives` entries. */
+  drives?: object[];
+  /** Firecracker `entropy` section. */
+  entropy?: object;
   bootArgs?: string;
   vcpus?: number;
   memMib?: number;
@@ -98,11 +102,12 @@ function buildConfig(cfg: VmConfig): object {
       ...(cfg.initrd ? { initrd_path: cfg.initrd } : {}),
       boot_args: cfg.bootArgs ?? 'console=ttyS0',
     },
-    'drives': [],
+    'drives': cfg.drives ?? [],
     'machine-config': {
       vcpu_count: cfg.vcpus ?? 1,
       mem_size_mib: cfg.memMib ?? 64,
     },
+    ...(cfg.entropy ? { entropy: cfg.entropy } : {}),
   };
 }
 

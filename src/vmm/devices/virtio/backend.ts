@@ -1,0 +1,74 @@
+/**
+ * The device side of a virtio device, independent of the transport: what
+ * runs on the device thread once the driver has set DRIVER_OK.
+ *
+ * The transport (virtio-mmio) owns the registers, feature negotiation and
+ * queue configuration; it asks the backend for its identity (device type,
+ * queue sizes, offered features, config bytes), builds and validates the
+ * `Queue`s from what the driver wrote, and hands them over in `activate`.
+ * From then on each guest notification (or rate-limiter timer) becomes a
+ * `processQueue(index)` call.
+ */
+import type { GuestMemory } from '../../../memory/guest_memory.js';
+import { QueueError, type Queue, type QueueErrorKind } from '../../../virtio/queue/index.js';
+
+export interface ActivateContext {
+  mem: GuestMemory;
+  /** Built from the transport's queue config, validated. */
+  queues: Queue[];
+  ackedFeatures: bigint;
+  /** Raise the used-buffer interrupt (the backend calls it after adding used buffers when the queue's notification suppression says so). */
+  interrupt: () => void;
+}
+
+export interface VirtioBackend {
+  /** VIRTIO_ID_*. */
+  readonly deviceType: number;
+  readonly queueMaxSizes: readonly number[];
+  /** Offered features, without VIRTIO_F_VERSION_1 (the transport adds it). */
+  readonly availFeatures: bigint;
+  /** Device-specific config bytes. */
+  configSpace(): Uint8Array;
+  activate(ctx: ActivateContext): void;
+  /**
+   * The guest notified queue `index` (or a timer fired): process what is
+   * available. Throws QueueError on a malformed ring (the caller sets
+   * DEVICE_NEEDS_RESET).
+   */
+  processQueue(index: number): void;
+  /** When a rate limiter blocked processing: ms until processQueue should be retried, else undefined. */
+  retryInMs(): number | undefined;
+  reset(): void;
+  /** Firecracker's per-device counters (cumulative). */
+  readonly metrics: Record<string, number>;
+}
+
+/**
+ * QueueError kinds that concern one descriptor chain only: popAvail consumed
+ * its avail entry and the queue itself is still sound, so the device returns
+ * the chain with `addUsed(head, 0)` and carries on (as Firecracker does with a
+ * chain it cannot parse). Every other kind (avail-idx, head-out-of-range,
+ * config, not-ready, device) means the ring is unusable.
+ */
+const CHAIN_ERROR_KINDS: ReadonlySet<QueueErrorKind> = new Set<QueueErrorKind>([
+  'next-out-of-range', 'loop', 'buffer-out-of-range', 'indirect', 'order', 'zero-length', 'too-long',
+]);
+
+/**
+ * When `e` is a QueueError about a single chain whose head can be returned
+ * to the driver, that head; otherwise undefined (the caller rethrows).
+ */
+export function rejectableChainHead(e: unknown, queue: Queue): number | undefined {
+  if (!(e instanceof QueueError) || !CHAIN_ERROR_KINDS.has(e.kind)) return undefined;
+  const head = e.head;
+  if (head === undefined || !Number.isInteger(head) || head < 0 || head >= queue.size) return undefined;
+  return head;
+}
+
+/**
+ * A rate limiter's exact, fractional due time as a timer delay: rounded up,
+ * since setTimeout may fire up to 1 ms early (0 = retry at once).
+ */
+export function retryDelayMs(dueMs: number): number {
+  return dueMs > 0 ? Math.ceil(dueMs) : 0;
+}

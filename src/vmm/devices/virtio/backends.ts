@@ -1,0 +1,19 @@
+/** Builds a device backend from its plain (cloneable) description, on whichever thread runs it. */
+import { RateLimiter } from '../../rate_limiter/index.js';
+import type { VirtioBackend } from './backend.js';
+import { BlockBackend } from './block/device.js';
+import { EntropyBackend } from './rng/device.js';
+import type { VirtioBackendSpec } from './wiring.js';
+
+export function createBackend(spec: VirtioBackendSpec): VirtioBackend {
+  const rateLimiter = spec.rateLimiter ? new RateLimiter(spec.rateLimiter) : undefined;
+  switch (spec.kind) {
+    case 'block':
+      return new BlockBackend({
+        fd: spec.fd, sizeBytes: spec.sizeBytes, readOnly: spec.readOnly, cacheType: spec.cacheType, driveId: spec.driveId,
+        ...(rateLimiter ? { rateLimiter } : {}),
+      });
+    case 'rng':
+      return new EntropyBackend(rateLimiter ? { rateLimiter } : {});
+  }
+}

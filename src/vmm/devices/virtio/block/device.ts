@@ -1,0 +1,330 @@
+/**
+ * The virtio-blk device backend (virtio 1.2 §5.2), Firecracker's VirtioBlock
+ * with its sync file engine: one request queue of 256, capacity in the
+ * config space, IN / OUT / FLUSH / GET_ID, an optional rate limiter.
+ *
+ * Runs on the device thread. Each processQueue() drains the ring: every
+ * chain is parsed (request.ts), rate limited (1 op, plus its data bytes for
+ * IN/OUT), executed synchronously with pread/pwrite straight between the
+ * file and guest RAM (io.ts), completed with its status byte and returned
+ * to the driver with used length = bytes written into guest memory (data
+ * read + the status byte). A request the rate limiter refuses is put back
+ * on the ring (undoPop) and processing stops until retryInMs() has passed.
+ *
+ * The backend does not own the file descriptor: whoever opened it (with
+ * O_RDONLY for a read-only drive) closes it, also after updateDisk().
+ */
+import {
+  VIRTIO_BLK_F_FLUSH,
+  VIRTIO_BLK_F_RO,
+  VIRTIO_BLK_ID_BYTES,
+  VIRTIO_BLK_S_IOERR,
+  VIRTIO_BLK_S_OK,
+  VIRTIO_BLK_SECTOR_SIZE,
+  VIRTIO_F_RING_EVENT_IDX,
+  VIRTIO_ID_BLOCK,
+  featureBit,
+} from '../../../../generated/virtio.js';
+import { logger } from '../../../../logger/logger.js';
+import type { GuestMemory } from '../../../../memory/guest_memory.js';
+import * as libc from '../../../../sys/libc.js';
+import { guestSegments, type DescriptorChain, type Queue } from '../../../../virtio/queue/index.js';
+import { RateLimiter, type BucketUpdate } from '../../../rate_limiter/index.js';
+import { rejectableChainHead, retryDelayMs, type ActivateContext, type VirtioBackend } from '../backend.js';
+import { transfer } from './io.js';
+import { createBlockMetrics, recordLatency, type BlockMetrics } from './metrics.js';
+import { parseRequest, type BlockRequest } from './request.js';
+
+export type CacheType = 'Unsafe' | 'Writeback';
+
+/** Firecracker's BLOCK_QUEUE_SIZES: one queue of FIRECRACKER_MAX_QUEUE_SIZE. */
+export const BLOCK_QUEUE_SIZES: readonly number[] = [256];
+/** Bytes of the config space: `le64 capacity` only, as Firecracker. */
+export const BLOCK_CONFIG_SIZE = 8;
+
+export interface BlockBackendOptions {
+  /** Open file descriptor of the backing file (read-write unless readOnly). */
+  fd: number;
+  /** Size of the backing file; the guest sees floor(sizeBytes / 512) sectors. */
+  sizeBytes: number;
+  readOnly: boolean;
+  /** Writeback offers VIRTIO_BLK_F_FLUSH and syncs on FLUSH; Unsafe does neither. */
+  cacheType: CacheType;
+  /** The drive's id, returned (first 20 bytes, zero-padded) by GET_ID. */
+  driveId: string;
+  /** Default: no limit. */
+  rateLimiter?: RateLimiter;
+}
+
+interface ActiveState {
+  mem: GuestMemory;
+  queues: Queue[];
+  interrupt: () => void;
+}
+
+/** What a request wrote into the guest and its status. */
+interface Completion {
+  status: number;
+  /** Data bytes written into guest memory (excluding the status byte). */
+  toGuest: number;
+}
+
+const nowUs = (): number => performance.now() * 1000;
+
+function checkSize(sizeBytes: number): void {
+  if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0) {
+    throw new RangeError(`block device size ${sizeBytes} is not a non-negative safe integer`);
+  }
+}
+
+/** The 20 GET_ID bytes: the id's UTF-8, truncated to 20 bytes, zero-padded. */
+export function blockDeviceId(driveId: string): Uint8Array {
+  const out = new Uint8Array(VIRTIO_BLK_ID_BYTES);
+  out.set(new TextEncoder().encode(driveId).subarray(0, VIRTIO_BLK_ID_BYTES));
+  return out;
+}
+
+export class BlockBackend implements VirtioBackend {
+  readonly deviceType = VIRTIO_ID_BLOCK;
+  readonly queueMaxSizes = BLOCK_QUEUE_SIZES;
+  readonly availFeatures: bigint;
+  readonly metrics: BlockMetrics = createBlockMetrics();
+  readonly readOnly: boolean;
+  readonly cacheType: CacheType;
+  readonly driveId: string;
+  readonly rateLimiter: RateLimiter;
+
+  private _fd: number;
+  private _sizeBytes: number;
+  private _capacitySectors: bigint;
+  private readonly idBytes: Uint8Array;
+  private active: ActiveState | undefined;
+  /** The last processQueue stopped on the rate limiter: a retry is due. */
+  private throttled = false;
+
+  constructor(opts: BlockBackendOptions) {
+    checkSize(opts.sizeBytes);
+    if (opts.cacheType !== 'Unsafe' && opts.cacheType !== 'Writeback') {
+      throw new RangeError(`unknown cache type ${String(opts.cacheType)}`);
+    }
+    this._fd = opts.fd;
+    this._sizeBytes = opts.sizeBytes;
+    this._capacitySectors = BigInt(Math.floor(opts.sizeBytes / VIRTIO_BLK_SECTOR_SIZE));
+    this.readOnly = opts.readOnly;
+    this.cacheType = opts.cacheType;
+    this.driveId = opts.driveId;
+    this.idBytes = blockDeviceId(opts.driveId);
+    this.rateLimiter = opts.rateLimiter ?? new RateLimiter();
+    let f = featureBit(VIRTIO_F_RING_EVENT_IDX);
+    if (opts.cacheType === 'Writeback') f |= featureBit(VIRTIO_BLK_F_FLUSH);
+    if (opts.readOnly) f |= featureBit(VIRTIO_BLK_F_RO);
+    this.availFeatures = f;
+    if (opts.sizeBytes % VIRTIO_BLK_SECTOR_SIZE !== 0) {
+      logger.warn(`block ${opts.driveId}: disk size ${opts.sizeBytes} is not a multiple of ${VIRTIO_BLK_SECTOR_SIZE}; the remainder is not visible to the guest`);
+    }
+  }
+
+  get fd(): number {
+    return this._fd;
+  }
+
+  get sizeBytes(): number {
+    return this._sizeBytes;
+  }
+
+  /** Capacity in 512-byte sectors, as in the config space. */
+  get capacitySectors(): bigint {
+    return this._capacitySectors;
+  }
+
+  get isActivated(): boolean {
+    return this.active !== undefined;
+  }
+
+  /** struct virtio_blk_config up to `capacity` (le64, 512-byte sectors). */
+  configSpace(): Uint8Array {
+    const out = new Uint8Array(BLOCK_CONFIG_SIZE);
+    new DataView(out.buffer).setBigUint64(0, this._capacitySectors, true);
+    return out;
+  }
+
+  activate(ctx: ActivateContext): void {
+    if (ctx.queues.length !== BLOCK_QUEUE_SIZES.length) {
+      this.metrics['activate_fails']++;
+      throw new Error(`block ${this.driveId}: activate with ${ctx.queues.length} queues, expected ${BLOCK_QUEUE_SIZES.length}`);
+    }
+    for (const q of ctx.queues) q.applyFeatures(ctx.ackedFeatures);
+    this.active = { mem: ctx.mem, queues: ctx.queues, interrupt: ctx.interrupt };
+    this.throttled = false;
+  }
+
+  reset(): void {
+    this.active = undefined;
+    this.throttled = false;
+  }
+
+  retryInMs(): number | undefined {
+    if (!this.throttled) return undefined;
+    return retryDelayMs(this.rateLimiter.timerDueMs());
+  }
+
+  /**
+   * PATCH /drives: a new backing file (or the same one, resized). The
+   * capacity in the config space follows; the caller raises the
+   * config-change interrupt and closes the old fd.
+   */
+  updateDisk(fd: number, sizeBytes: number): void {
+    try {
+      checkSize(sizeBytes);
+    } catch (e) {
+      this.metrics['update_fails']++;
+      throw e;
+    }
+    this._fd = fd;
+    this._sizeBytes = sizeBytes;
+    this._capacitySectors = BigInt(Math.floor(sizeBytes / VIRTIO_BLK_SECTOR_SIZE));
+    this.metrics['update_count']++;
+  }
+
+  /** PATCH /drives rate_limiter (Firecracker's update_rate_limiter). */
+  updateRateLimiter(bandwidth?: BucketUpdate, ops?: BucketUpdate): void {
+    this.rateLimiter.updateBuckets(bandwidth, ops);
+  }
+
+  processQueue(index: number): void {
+    const a = this.active;
+    if (!a) return;
+    const q = a.queues[index];
+    if (!q) throw new RangeError(`block ${this.driveId}: no queue ${index}`);
+    const m = this.metrics;
+    const mem = a.mem;
+    m['queue_event_count']++;
+    this.throttled = false;
+    if (this.rateLimiter.isBlocked) {
+      m['rate_limiter_throttled_events']++;
+      this.throttled = true;
+      return;
+    }
+
+    let usedAny = false;
+    for (;;) {
+      let chain: DescriptorChain | undefined;
+      try {
+        chain = q.popAvailOrEnableNotification(mem);
+      } catch (e) {
+        const head = rejectableChainHead(e, q);
+        if (head === undefined) throw e;
+        logger.error(`block ${this.driveId}: ${(e as Error).message}`);
+        m['execute_fails']++;
+        q.addUsed(mem, head, 0);
+        usedAny = true;
+        continue;
+      }
+      if (!chain) break;
+      m['remaining_reqs_count'] += q.pending(mem);
+
+      const parsed = parseRequest(chain, mem, { capacitySectors: this._capacitySectors, readOnly: this.readOnly });
+      if (parsed.kind === 'discard') {
+        logger.error(`block ${this.driveId}: ${parsed.reason}`);
+        m['execute_fails']++;
+        q.addUsed(mem, chain.head, 0);
+        usedAny = true;
+        continue;
+      }
+      if (parsed.kind === 'reject') {
+        logger.error(`block ${this.driveId}: ${parsed.reason}`);
+        m[parsed.counter]++;
+        mem.writeU8(parsed.statusAddr, parsed.status);
+        q.addUsed(mem, chain.head, 1);
+        usedAny = true;
+        continue;
+      }
+
+      const req = parsed.request;
+      if (!this.admit(req)) {
+        // Leave the chain on the ring for the retry.
+        q.undoPop();
+        m['rate_limiter_throttled_events']++;
+        this.throttled = true;
+        break;
+      }
+      const done = this.execute(req, mem);
+      mem.writeU8(req.statusAddr, done.status);
+      q.addUsed(mem, chain.head, done.toGuest + 1);
+      usedAny = true;
+    }
+
+    if (usedAny) {
+      if (q.needsNotification(mem)) a.interrupt();
+    } else {
+      m['no_avail_buffer']++;
+    }
+  }
+
+  /** Firecracker's Request::rate_limit: one op, then the data bytes of IN/OUT (giving the op back if they are refused). */
+  private admit(req: BlockRequest): boolean {
+    const rl = this.rateLimiter;
+    if (!rl.consume(1, 'ops')) return false;
+    if ((req.type === 'in' || req.type === 'out') && !rl.consume(req.dataLen, 'bytes')) {
+      rl.manualReplenish(1, 'ops');
+      return false;
+    }
+    return true;
+  }
+
+  private execute(req: BlockRequest, mem: GuestMemory): Completion {
+    const m = this.metrics;
+    const fail = (what: string, toGuest: number): Completion => {
+      logger.error(`block ${this.driveId}: failed to execute ${what}`);
+      m['invalid_reqs_count']++;
+      return { status: VIRTIO_BLK_S_IOERR, toGuest };
+    };
+    switch (req.type) {
+      case 'in': {
+        const t0 = nowUs();
+        const r = transfer('read', this._fd, mem, req.data, req.offset);
+        recordLatency(m, 'read_agg', nowUs() - t0);
+        m['read_bytes'] += r.bytes;
+        if (r.bytes !== req.dataLen) {
+          return fail(`IN at sector ${req.sector}: ${r.bytes} of ${req.dataLen} bytes (${r.error ?? 'short read'})`, r.bytes);
+        }
+        m['read_count']++;
+        return { status: VIRTIO_BLK_S_OK, toGuest: r.bytes };
+      }
+      case 'out': {
+        const t0 = nowUs();
+        const r = transfer('write', this._fd, mem, req.data, req.offset);
+        recordLatency(m, 'write_agg', nowUs() - t0);
+        m['write_bytes'] += r.bytes;
+        if (r.bytes !== req.dataLen) {
+          return fail(`OUT at sector ${req.sector}: ${r.bytes} of ${req.dataLen} bytes (${r.error ?? 'short write'})`, 0);
+        }
+        m['write_count']++;
+        return { status: VIRTIO_BLK_S_OK, toGuest: 0 };
+      }
+      case 'flush': {
+        if (this.cacheType === 'Writeback') {
+          try {
+            // Firecracker's sync engine: File::sync_all, i.e. fsync.
+            libc.fsync(this._fd);
+          } catch (e) {
+            return fail(`FLUSH: ${(e as Error).message}`, 0);
+          }
+          m['flush_count']++;
+        }
+        return { status: VIRTIO_BLK_S_OK, toGuest: 0 };
+      }
+      case 'get-id': {
+        let at = 0;
+        for (const b of req.data) {
+          // b lies in RAM (the chain was validated) but may span adjacent regions.
+          for (const seg of guestSegments(mem, b.addr, b.len)) {
+            seg.set(this.idBytes.subarray(at, at + seg.byteLength));
+            at += seg.byteLength;
+          }
+        }
+        return { status: VIRTIO_BLK_S_OK, toGuest: VIRTIO_BLK_ID_BYTES };
+      }
+    }
+  }
+}

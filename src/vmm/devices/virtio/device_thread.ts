@@ -1,0 +1,175 @@
+/**
+ * The device thread: runs every virtio backend of the VM in one epoll loop
+ * (Firecracker's VMM event loop). Guest notifications arrive as ioeventfds
+ * signalled inside KVM, interrupts leave as irqfd writes, and data moves
+ * between guest RAM and files with syscalls on guest addresses, so neither
+ * the vCPU threads nor the main thread are on the I/O path.
+ */
+import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
+import { VIRTIO_MMIO_INT_CONFIG, VIRTIO_MMIO_INT_VRING } from '../../../generated/virtio.js';
+import { Queue, QueueError } from '../../../virtio/queue/index.js';
+import { drainEventFd, EventManager, signalEventFd } from '../../event_manager.js';
+import { attachGuestMemory, type GuestMemoryLayout } from '../../vstate/memory.js';
+import { createBackend } from './backends.js';
+import type { VirtioBackend } from './backend.js';
+import { MmioTransport } from './mmio/transport.js';
+import type { VirtioDeviceWiring } from './wiring.js';
+
+export interface DeviceThreadData {
+  memory: GuestMemoryLayout;
+  devices: VirtioDeviceWiring[];
+  /** Signalled by the main thread when `port` has a message (the thread is blocked in epoll, not in its event loop). */
+  controlFd: number;
+  port: MessagePort;
+}
+
+/** Messages from the main thread. */
+export type DeviceThreadRequest =
+  | { type: 'stop' }
+  | { type: 'update-block'; id: string; fd: number; sizeBytes: number }
+  | { type: 'update-rate-limiter'; id: string; bandwidth?: unknown; ops?: unknown };
+
+/** Messages to the main thread. */
+export type DeviceThreadMessage =
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; msg: string }
+  | { type: 'metrics'; id: string; values: Record<string, number> }
+  | { type: 'stopped' };
+
+const data = workerData as DeviceThreadData;
+const mem = attachGuestMemory(data.memory);
+const events = new EventManager();
+const post = (m: DeviceThreadMessage): void => parentPort!.postMessage(m);
+
+class DeviceRunner {
+  readonly transport: MmioTransport;
+  readonly backend: VirtioBackend;
+  private active = false;
+
+  constructor(readonly w: VirtioDeviceWiring) {
+    this.transport = MmioTransport.fromShared(w.transportState);
+    this.backend = createBackend(w.backend);
+    events.add(w.activateFd, () => {
+      drainEventFd(w.activateFd);
+      this.onStatusChange();
+    });
+    w.queueFds.forEach((fd, i) => events.add(fd, () => {
+      drainEventFd(fd);
+      this.process(i);
+    }));
+  }
+
+  private interrupt = (): void => {
+    this.transport.raiseInterrupt(VIRTIO_MMIO_INT_VRING);
+    signalEventFd(this.w.irqFd);
+  };
+
+  private fail(why: string): void {
+    post({ type: 'log', level: 'error', msg: `virtio ${this.w.id}: ${why}; the device needs a reset` });
+    this.active = false;
+    if (this.transport.setNeedsReset()) signalEventFd(this.w.irqFd);
+  }
+
+  private onStatusChange(): void {
+    if (this.transport.activated && !this.active) {
+      const acked = this.transport.ackedFeatures();
+      const queues: Queue[] = [];
+      for (let i = 0; i < this.transport.numQueues; i++) {
+        const c = this.transport.queueConfig(i);
+        const q = new Queue(c.maxSize);
+        q.size = c.size;
+        q.descTable = c.desc;
+        q.availRing = c.driver;
+        q.usedRing = c.device;
+        q.ready = c.ready;
+        q.applyFeatures(acked);
+        if (q.ready) {
+          try {
+            q.validate(mem);
+          } catch (e) {
+            return this.fail(`queue ${i} is invalid: ${(e as Error).message}`);
+          }
+        }
+        queues.push(q);
+      }
+      try {
+        this.backend.activate({ mem, queues, ackedFeatures: acked, interrupt: this.interrupt });
+      } catch (e) {
+        return this.fail(`activation failed: ${(e as Error).message}`);
+      }
+      this.active = true;
+      // The driver may have queued requests before the first notification was seen.
+      for (let i = 0; i < queues.length; i++) this.process(i);
+    } else if (!this.transport.activated && this.active) {
+      this.active = false;
+      this.backend.reset();
+    }
+  }
+
+  process(i: number): void {
+    if (!this.active) return;
+    try {
+      this.backend.processQueue(i);
+    } catch (e) {
+      if (e instanceof QueueError) this.fail(`malformed virtqueue ${i}: ${e.message}`);
+      else this.fail(`queue ${i} processing failed: ${(e as Error).message}`);
+    }
+  }
+
+  /** A new backing file for a block device: new capacity in config space, then a config-change interrupt. */
+  updateDisk(fd: number, sizeBytes: number): void {
+    const b = this.backend as VirtioBackend & { updateDisk?: (fd: number, size: number) => void };
+    if (!b.updateDisk) return;
+    b.updateDisk(fd, sizeBytes);
+    this.transport.setConfig(b.configSpace());
+    this.transport.raiseInterrupt(VIRTIO_MMIO_INT_CONFIG);
+    signalEventFd(this.w.irqFd);
+  }
+
+  retryInMs(): number | undefined {
+    return this.active ? this.backend.retryInMs() : undefined;
+  }
+
+  retry(): void {
+    for (let i = 0; i < this.transport.numQueues; i++) this.process(i);
+  }
+}
+
+const runners = new Map(data.devices.map((w) => [w.id, new DeviceRunner(w)]));
+let stopping = false;
+
+events.add(data.controlFd, () => {
+  drainEventFd(data.controlFd);
+  for (let m = receiveMessageOnPort(data.port); m; m = receiveMessageOnPort(data.port)) {
+    const req = m.message as DeviceThreadRequest;
+    if (req.type === 'stop') stopping = true;
+    else if (req.type === 'update-block') {
+      runners.get(req.id)?.updateDisk(req.fd, req.sizeBytes);
+    }
+  }
+});
+
+/** Counters of backends live in this thread; the main thread gets a copy at most once a second. */
+const METRICS_PERIOD_MS = 1000;
+let lastMetrics = 0;
+function postMetrics(): void {
+  lastMetrics = Date.now();
+  for (const r of runners.values()) post({ type: 'metrics', id: r.w.id, values: { ...r.backend.metrics } });
+}
+
+function loop(): void {
+  while (!stopping) {
+    if (Date.now() - lastMetrics >= METRICS_PERIOD_MS) postMetrics();
+    let timeout = -1;
+    for (const r of runners.values()) {
+      const t = r.retryInMs();
+      if (t !== undefined) timeout = timeout < 0 ? Math.ceil(t) : Math.min(timeout, Math.ceil(t));
+    }
+    const n = events.runOnce(timeout);
+    if (n === 0 && timeout >= 0) for (const r of runners.values()) if (r.retryInMs() !== undefined) r.retry();
+  }
+  postMetrics();
+  events.close();
+  post({ type: 'stopped' });
+}
+
+loop();

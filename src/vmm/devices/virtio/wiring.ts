@@ -1,0 +1,36 @@
+/**
+ * How one virtio-mmio device is wired, as plain cloneable data: where it sits
+ * in guest physical memory and on the IOAPIC, its transport's shared state,
+ * and the eventfds between the guest (through KVM), the vCPU threads that
+ * emulate its registers and the device thread that runs its backend.
+ */
+import type { RateLimiterConfig } from '../../rate_limiter/index.js';
+
+export type VirtioBackendSpec =
+  | {
+    kind: 'block';
+    /** Backing file, opened by the main thread (fds are process-wide). */
+    fd: number;
+    sizeBytes: number;
+    readOnly: boolean;
+    cacheType: 'Unsafe' | 'Writeback';
+    driveId: string;
+    rateLimiter: RateLimiterConfig | null;
+  }
+  | { kind: 'rng'; rateLimiter: RateLimiterConfig | null };
+
+export interface VirtioDeviceWiring {
+  /** The drive id, or the device's name. */
+  id: string;
+  /** Guest physical base of its 4 KiB register window. */
+  addr: number;
+  gsi: number;
+  transportState: SharedArrayBuffer;
+  /** irqfd: writing it raises the device's GSI. */
+  irqFd: number;
+  /** Signalled by a vCPU thread when the driver changed the device status (activate / reset). */
+  activateFd: number;
+  /** One ioeventfd per queue: KVM signals it when the guest writes the queue's index to QueueNotify. */
+  queueFds: number[];
+  backend: VirtioBackendSpec;
+}

@@ -1,0 +1,98 @@
+/**
+ * virtio-mmio devices with Debian's cloud kernel, which finds them through
+ * ACPI (LNRO0005): the guest mounts an ext4 drive, reads a file the host
+ * wrote and writes one the host reads after shutdown; a read-only drive
+ * refuses writes and its file stays byte-identical; the entropy device feeds
+ * /dev/hwrng.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { before, test } from 'node:test';
+import { prepareGuest } from '../../src/guest/assets.js';
+import { freshDir, runWithLinuxKvm } from '../helpers/lab.js';
+import { describeRun, projectRoot, requireKvm } from '../helpers/sparkler_run.js';
+import type { Scenario, ScenarioResults } from './scenarios.js';
+
+const BOOT_ARGS = 'console=ttyS0 reboot=k panic=1 i8042.noaux i8042.nomux i8042.dumbkbd quiet sparkler.cmd=devtest';
+
+let results: ScenarioResults = {};
+let labLog = '';
+let rwImage = '';
+let roImage = '';
+let roHashBefore = '';
+
+function sha256(file: string): string {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+/** An ext4 image holding hello.txt, made with Debian's mkfs.ext4 -d. */
+function ext4Image(dir: string, name: string, text: string): string {
+  const content = path.join(dir, `${name}-content`);
+  fs.mkdirSync(content);
+  fs.writeFileSync(path.join(content, 'hello.txt'), text);
+  const img = path.join(dir, `${name}.ext4`);
+  execFileSync('mkfs.ext4', ['-q', '-F', '-d', content, img, '16M']);
+  return img;
+}
+
+before(async () => {
+  requireKvm();
+  const guest = await prepareGuest({ log: () => undefined });
+  const dir = freshDir('virtio');
+  rwImage = ext4Image(dir, 'rw', 'hello from the host');
+  roImage = ext4Image(dir, 'ro', 'read-only data');
+  roHashBefore = sha256(roImage);
+  const scenarios: Scenario[] = [{
+    name: 'devices',
+    run: {
+      kernel: guest.kernel, initrd: guest.initramfs, vcpus: 2, memMib: 256, bootArgs: BOOT_ARGS, timeoutMs: 240_000,
+      drives: [
+        { drive_id: 'data', path_on_host: rwImage, is_root_device: false, is_read_only: false, cache_type: 'Writeback' },
+        { drive_id: 'ro', path_on_host: roImage, is_root_device: false, is_read_only: true },
+      ],
+      entropy: {},
+    },
+  }];
+  fs.writeFileSync(path.join(dir, 'scenarios.json'), JSON.stringify(scenarios));
+  const r = await runWithLinuxKvm(
+    [process.execPath, path.join(projectRoot, 'dist/tests/lab/scenarios.js'), path.join(dir, 'scenarios.json'), path.join(dir, 'results.json')],
+    dir, 600_000,
+  );
+  labLog = `lab exit ${r.code} after ${r.durationMs} ms\n${r.stderr.slice(-3000)}`;
+  if (fs.existsSync(path.join(dir, 'results.json'))) results = JSON.parse(fs.readFileSync(path.join(dir, 'results.json'), 'utf8')) as ScenarioResults;
+});
+
+function run(): NonNullable<ScenarioResults[string]> {
+  const r = results.devices;
+  assert.ok(r, `the VM did not run\n${labLog}`);
+  return r;
+}
+
+test('the guest mounts an ext4 drive and reads the file the host wrote', () => {
+  const r = run();
+  assert.match(r.stdout, /^vda-hello=hello from the host\r?$/m, describeRun(r));
+  assert.match(r.stdout, /^vda-umount=ok/m, describeRun(r));
+});
+
+test('a file the guest wrote is on the image after shutdown', () => {
+  const r = run();
+  assert.equal(r.code, 0, describeRun(r));
+  const out = execFileSync('debugfs', ['-R', 'cat /from-guest.txt', rwImage], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+  assert.equal(out.trim(), 'written by the guest');
+});
+
+test('a read-only drive refuses writes and its file is untouched', () => {
+  const r = run();
+  assert.match(r.stdout, /^vdb-ro=1/m, describeRun(r));
+  assert.match(r.stdout, /^vdb-write=refused/m, describeRun(r));
+  assert.equal(sha256(roImage), roHashBefore, 'the read-only image changed');
+});
+
+test('the entropy device feeds /dev/hwrng', () => {
+  const r = run();
+  assert.match(r.stdout, /^rng-current=virtio_rng/m, describeRun(r));
+  assert.match(r.stdout, /^rng-bytes=64/m, describeRun(r));
+});
