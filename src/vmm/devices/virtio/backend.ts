@@ -19,6 +19,13 @@ export interface ActivateContext {
   ackedFeatures: bigint;
   /** Raise the used-buffer interrupt (the backend calls it after adding used buffers when the queue's notification suppression says so). */
   interrupt: () => void;
+  /** Host fds the backend waits on (a TAP device, sockets): the device thread's epoll loop runs `handler` when one is ready. */
+  events?: BackendEvents;
+}
+
+export interface BackendEvents {
+  add(fd: number, handler: (events: number) => void, events?: number): void;
+  remove(fd: number): void;
 }
 
 export interface VirtioBackend {
@@ -38,6 +45,7 @@ export interface VirtioBackend {
   processQueue(index: number): void;
   /** When a rate limiter blocked processing: ms until processQueue should be retried, else undefined. */
   retryInMs(): number | undefined;
+  /** Back to the state before activate (the driver reset the device); unregister any fds added through ctx.events. */
   reset(): void;
   /** Firecracker's per-device counters (cumulative). */
   readonly metrics: Record<string, number>;

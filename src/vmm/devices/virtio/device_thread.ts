@@ -58,6 +58,21 @@ class DeviceRunner {
     }));
   }
 
+  /** Backend fds go into the thread's epoll loop; a throwing handler puts the device in NEEDS_RESET instead of killing the thread. */
+  private readonly backendEvents = {
+    add: (fd: number, handler: (ev: number) => void, ev?: number): void => {
+      events.add(fd, (e) => {
+        if (!this.active) return;
+        try {
+          handler(e);
+        } catch (err) {
+          this.fail(`event handling failed: ${(err as Error).message}`);
+        }
+      }, ev);
+    },
+    remove: (fd: number): void => events.remove(fd),
+  };
+
   private interrupt = (): void => {
     this.transport.raiseInterrupt(VIRTIO_MMIO_INT_VRING);
     signalEventFd(this.w.irqFd);
@@ -92,7 +107,7 @@ class DeviceRunner {
         queues.push(q);
       }
       try {
-        this.backend.activate({ mem, queues, ackedFeatures: acked, interrupt: this.interrupt });
+        this.backend.activate({ mem, queues, ackedFeatures: acked, interrupt: this.interrupt, events: this.backendEvents });
       } catch (e) {
         return this.fail(`activation failed: ${(e as Error).message}`);
       }
