@@ -6,6 +6,7 @@
 import { ConfigError } from './vmm_config/errors.js';
 import { kernelCmdline } from './vmm_config/boot_source.js';
 import type { VmResources } from './resources.js';
+import type { PartialDrive } from './vmm_config/drive.js';
 // The builder (KVM, loaders, devices, koffi) is loaded on first use: the API
 // answers sooner, and a VM configured through it does not wait on modules it
 // would only need at InstanceStart. `preloadBuilder` warms it after listen().
@@ -121,11 +122,15 @@ export class VmmController {
   }
 
   /** PATCH /drives/{id} after boot: a new backing file (the guest sees the new capacity). */
-  patchDrive(update: { drive_id: string; path_on_host: string | null; rate_limiter: unknown }): void {
+  patchDrive(update: PartialDrive): void {
     const vmm = this.requireVmm();
     const drive = this.resources.drives.find((d) => d.drive_id === update.drive_id);
     if (!drive) throw new VmmActionError(400, `Invalid block device ID: ${update.drive_id}`);
-    if (update.rate_limiter !== null) throw new VmmActionError(400, 'Updating a drive\'s rate limiter after boot is not supported by sparkler yet.');
+    if (update.rate_limiter !== null) {
+      const { bandwidth, ops } = update.rate_limiter;
+      vmm.parts.virtio.updateRateLimiter(update.drive_id, bandwidth, ops);
+      drive.rate_limiter = { bandwidth: bandwidth ?? drive.rate_limiter?.bandwidth ?? null, ops: ops ?? drive.rate_limiter?.ops ?? null };
+    }
     if (update.path_on_host !== null) {
       try {
         vmm.parts.virtio.updateBlockPath(update.drive_id, update.path_on_host);

@@ -14,6 +14,7 @@ import { createBackend } from './backends.js';
 import type { VirtioBackend } from './backend.js';
 import { MmioTransport } from './mmio/transport.js';
 import type { VirtioDeviceWiring } from './wiring.js';
+import type { TokenBucketConfig } from '../../rate_limiter/index.js';
 
 export interface DeviceThreadData {
   memory: GuestMemoryLayout;
@@ -27,7 +28,7 @@ export interface DeviceThreadData {
 export type DeviceThreadRequest =
   | { type: 'stop' }
   | { type: 'update-block'; id: string; fd: number; sizeBytes: number }
-  | { type: 'update-rate-limiter'; id: string; bandwidth?: unknown; ops?: unknown };
+  | { type: 'update-rate-limiter'; id: string; bandwidth: TokenBucketConfig | null; ops: TokenBucketConfig | null };
 
 /** Messages to the main thread. */
 export type DeviceThreadMessage =
@@ -159,6 +160,10 @@ events.add(data.controlFd, () => {
     if (req.type === 'stop') stopping = true;
     else if (req.type === 'update-block') {
       runners.get(req.id)?.updateDisk(req.fd, req.sizeBytes);
+    } else if (req.type === 'update-rate-limiter') {
+      // Firecracker's PATCH semantics: null leaves a bucket as it is, a zero-sized one disables it.
+      const b = runners.get(req.id)?.backend as VirtioBackend & { updateRateLimiter?: (bw?: TokenBucketConfig | null, ops?: TokenBucketConfig | null) => void };
+      b?.updateRateLimiter?.(req.bandwidth, req.ops);
     }
   }
 });

@@ -13,7 +13,7 @@ import * as libc from '../../../sys/libc.js';
 import { IRQ_MAX, VIRTIO_IRQ_BASE, VIRTIO_MMIO_SIZE, VIRTIO_MMIO_START } from '../../arch/x86_64/layout.js';
 import { newEventFd, signalEventFd } from '../../event_manager.js';
 import type { GuestMemoryLayout } from '../../vstate/memory.js';
-import type { RateLimiterConfig } from '../../rate_limiter/index.js';
+import type { RateLimiterConfig, TokenBucketConfig } from '../../rate_limiter/index.js';
 import { createBackend } from './backends.js';
 import type { DeviceThreadData, DeviceThreadMessage, DeviceThreadRequest } from './device_thread.js';
 import { MmioTransport } from './mmio/transport.js';
@@ -129,6 +129,12 @@ export class VirtioDeviceManager {
     const { fd, sizeBytes } = openDisk(path, w.backend.readOnly);
     this.fds.push(fd);
     this.send({ type: 'update-block', id: driveId, fd, sizeBytes });
+  }
+
+  /** PATCH of a device's rate limiter (drives, entropy), applied live on the device thread. */
+  updateRateLimiter(id: string, bandwidth: TokenBucketConfig | null, ops: TokenBucketConfig | null): void {
+    if (!this.wirings.some((w) => w.id === id)) throw new Error(`no device with id ${id}`);
+    this.send({ type: 'update-rate-limiter', id, bandwidth, ops });
   }
 
   async stop(): Promise<void> {
