@@ -63,6 +63,13 @@ case "$cmd" in
     fi
     sync
     ;;
+  ratetest)
+    # Read 16 MiB from /dev/vda and report the guest's uptime around it (the rate-limiter test computes MiB/s).
+    read -r t0 _ < /proc/uptime
+    dd if=/dev/vda of=/dev/null bs=65536 count=256 2>/dev/null
+    read -r t1 _ < /proc/uptime
+    echo "ratetest bytes=16777216 start=$t0 end=$t1"
+    ;;
   idle)
     # Stay up for API tests (pause/resume): a heartbeat with the guest's uptime each second.
     i=0

@@ -122,8 +122,15 @@ const FORBIDS: Readonly<Record<string, readonly string[]>> = {
   'seccomp-filter': ['no-seccomp'],
 };
 
-/** The version from package.json (this file is <root>/dist/src/cli/args.js once built). */
+/** Set by scripts/bundle.mjs to package.json's version; absent from the tsc output. */
+declare const __SPARKLER_VERSION__: string | undefined;
+
+/**
+ * The version from package.json: built into the bundle (dist/bundle/), read
+ * from the file by the tsc output (this file is <root>/dist/src/cli/args.js).
+ */
 export function packageVersion(): string {
+  if (typeof __SPARKLER_VERSION__ === 'string') return __SPARKLER_VERSION__;
   try {
     const pkg: unknown = JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'));
     if (typeof pkg === 'object' && pkg !== null && 'version' in pkg && typeof pkg.version === 'string') {

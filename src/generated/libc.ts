@@ -40,3 +40,41 @@ export const SIGUSR2 = 12;
 
 export const EINTR = 4;
 export const EAGAIN = 11;
+
+export const ENOENT = 2;
+export const EPIPE = 32;
+export const ENAMETOOLONG = 36;
+export const EWOULDBLOCK = EAGAIN;
+export const EADDRINUSE = 98;
+export const ECONNRESET = 104;
+export const ENOTCONN = 107;
+export const ECONNREFUSED = 111;
+export const EINPROGRESS = 115;
+
+/** Sockets (<sys/socket.h>, <bits/socket_type.h>, <asm-generic/socket.h>). */
+export const AF_UNIX = 1;
+export const SOCK_STREAM = 1;
+export const SOCK_NONBLOCK = O_NONBLOCK;
+export const SOCK_CLOEXEC = O_CLOEXEC;
+export const SOL_SOCKET = 1;
+export const SO_ERROR = 4;
+export const SO_SNDBUF = 7;
+export const SO_RCVBUF = 8;
+export const SHUT_RD = 0;
+export const SHUT_WR = 1;
+export const SHUT_RDWR = 2;
+export const MSG_PEEK = 0x02;
+export const MSG_DONTWAIT = 0x40;
+export const MSG_NOSIGNAL = 0x4000;
+export const EPOLLRDHUP = 0x2000;
+
+/**
+ * struct sockaddr_un (<sys/un.h>): sa_family_t sun_family (u16), then
+ * char sun_path[108]. A pathname address is passed with length
+ * offsetof(sun_path) + strlen(path) + 1 (the terminating NUL).
+ */
+export const SIZEOF_SOCKADDR_UN = 110;
+export const SOCKADDR_UN_OFF_FAMILY = 0;
+export const SOCKADDR_UN_OFF_PATH = 2;
+/** sizeof(sun_path): a path must be at most UNIX_PATH_MAX - 1 bytes (room for the NUL). */
+export const UNIX_PATH_MAX = 108;

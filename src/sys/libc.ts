@@ -8,7 +8,8 @@
 import koffi from 'koffi';
 import os from 'node:os';
 import {
-  EINTR as EINTR_ERRNO, MAP_FAILED, O_CLOEXEC, SYS_gettid, SYS_tgkill, SIZEOF_EPOLL_EVENT,
+  AF_UNIX, EINTR as EINTR_ERRNO, ENAMETOOLONG, MAP_FAILED, O_CLOEXEC, SOCK_CLOEXEC, SOCKADDR_UN_OFF_FAMILY, SOCKADDR_UN_OFF_PATH,
+  SIZEOF_SOCKADDR_UN, SYS_gettid, SYS_tgkill, SIZEOF_EPOLL_EVENT, UNIX_PATH_MAX,
 } from '../generated/libc.js';
 
 const lib = koffi.load('libc.so.6');
@@ -194,4 +195,120 @@ export function gettid(): number {
 /** Send a signal to one thread of this process. */
 export function tgkill(tid: number, sig: number): void {
   check('tgkill', syscall3(SYS_tgkill, process.pid, tid, sig));
+}
+
+// ---------------------------------------------------------------------------
+// Sockets (AF_UNIX stream sockets for device backends such as vsock).
+//
+// The `try*` calls are for non-blocking fds served from an epoll loop: they
+// return the result (>= 0) or -errno instead of throwing, since EAGAIN,
+// EINPROGRESS, ECONNREFUSED or EPIPE are routine there. EINTR is retried.
+
+const socketFn = lib.func('int socket(int domain, int type, int protocol)') as (d: number, t: number, p: number) => number;
+const bindFn = lib.func('int bind(int fd, const void *addr, unsigned int len)') as (fd: number, a: Uint8Array, l: number) => number;
+const listenFn = lib.func('int listen(int fd, int backlog)') as (fd: number, b: number) => number;
+const accept4Fn = lib.func('int accept4(int fd, void *addr, void *addrlen, int flags)') as (fd: number, a: null, l: null, f: number) => number;
+const connectFn = lib.func('int connect(int fd, const void *addr, unsigned int len)') as (fd: number, a: Uint8Array, l: number) => number;
+const sendFn = lib.func('long send(int fd, const void *buf, size_t n, int flags)') as (fd: number, b: Uint8Array, n: number, f: number) => number;
+const recvFn = lib.func('long recv(int fd, void *buf, size_t n, int flags)') as (fd: number, b: Uint8Array, n: number, f: number) => number;
+const shutdownFn = lib.func('int shutdown(int fd, int how)') as (fd: number, how: number) => number;
+const getsockoptFn = lib.func('int getsockopt(int fd, int level, int name, void *val, void *len)') as (fd: number, l: number, n: number, v: Uint8Array, len: Uint8Array) => number;
+const setsockoptFn = lib.func('int setsockopt(int fd, int level, int name, const void *val, unsigned int len)') as (fd: number, l: number, n: number, v: Uint8Array, len: number) => number;
+const unlinkFn = lib.func('int unlink(const char *path)') as (p: string) => number;
+
+/** ret, or -errno when ret < 0; EINTR retried. */
+function retryRaw(call: () => number): number {
+  for (;;) {
+    const ret = call();
+    if (ret >= 0) return ret;
+    const errno = koffi.errno();
+    if (errno !== EINTR_ERRNO) return -errno;
+  }
+}
+
+/** socket(2), always close-on-exec. */
+export function socket(domain: number, type: number, protocol = 0): number {
+  return check('socket', socketFn(domain, type | SOCK_CLOEXEC, protocol));
+}
+
+/**
+ * A struct sockaddr_un for a pathname and the address length to pass with
+ * it. Throws SysError(ENAMETOOLONG) when the path (UTF-8) does not fit
+ * sun_path with its terminating NUL.
+ */
+export function sockaddrUn(path: string): { addr: Uint8Array; len: number } {
+  const p = new TextEncoder().encode(path);
+  if (p.length === 0 || p.length >= UNIX_PATH_MAX) throw new SysError(`sockaddr_un(${path})`, ENAMETOOLONG);
+  const addr = new Uint8Array(SIZEOF_SOCKADDR_UN);
+  new DataView(addr.buffer).setUint16(SOCKADDR_UN_OFF_FAMILY, AF_UNIX, true);
+  addr.set(p, SOCKADDR_UN_OFF_PATH);
+  return { addr, len: SOCKADDR_UN_OFF_PATH + p.length + 1 };
+}
+
+/** bind(2) to a Unix socket path. */
+export function bindUnix(fd: number, path: string): void {
+  const { addr, len } = sockaddrUn(path);
+  check(`bind(${path})`, bindFn(fd, addr, len));
+}
+
+export function listen(fd: number, backlog: number): void {
+  check('listen', listenFn(fd, backlog));
+}
+
+/** accept4(2) without the peer address: the new fd, or -errno (-EAGAIN: nothing to accept). */
+export function tryAccept4(fd: number, flags: number): number {
+  return retryRaw(() => accept4Fn(fd, null, null, flags | SOCK_CLOEXEC));
+}
+
+/**
+ * connect(2) to a Unix socket path: 0, or -errno (-EINPROGRESS / -EAGAIN on
+ * a non-blocking socket, -ECONNREFUSED / -ENOENT when nobody listens,
+ * -ENAMETOOLONG for a path sockaddr_un cannot hold). EINTR is not retried:
+ * the connection then completes asynchronously, as with EINPROGRESS.
+ */
+export function tryConnectUnix(fd: number, path: string): number {
+  let a: { addr: Uint8Array; len: number };
+  try {
+    a = sockaddrUn(path);
+  } catch (e) {
+    if (e instanceof SysError) return -e.errno;
+    throw e;
+  }
+  const ret = connectFn(fd, a.addr, a.len);
+  return ret < 0 ? -koffi.errno() : ret;
+}
+
+/** send(2) of `buf` (a view anywhere, guest memory included): bytes sent, or -errno. */
+export function trySend(fd: number, buf: Uint8Array, flags: number): number {
+  return retryRaw(() => sendFn(fd, buf, buf.byteLength, flags));
+}
+
+/** recv(2) into `buf`: bytes received (0: the peer shut down its side), or -errno. */
+export function tryRecv(fd: number, buf: Uint8Array, flags: number): number {
+  return retryRaw(() => recvFn(fd, buf, buf.byteLength, flags));
+}
+
+/** shutdown(2): 0 or -errno (-ENOTCONN when the peer is gone). */
+export function tryShutdown(fd: number, how: number): number {
+  return retryRaw(() => shutdownFn(fd, how));
+}
+
+/** getsockopt(2) of an int option (SO_ERROR, SO_SNDBUF, ...). */
+export function getsockoptInt(fd: number, level: number, name: number): number {
+  const val = new Uint8Array(4);
+  const len = new Uint8Array(4);
+  new DataView(len.buffer).setUint32(0, 4, true);
+  check('getsockopt', getsockoptFn(fd, level, name, val, len));
+  return new DataView(val.buffer).getInt32(0, true);
+}
+
+/** setsockopt(2) of an int option. */
+export function setsockoptInt(fd: number, level: number, name: number, value: number): void {
+  const val = new Uint8Array(4);
+  new DataView(val.buffer).setInt32(0, value, true);
+  check('setsockopt', setsockoptFn(fd, level, name, val, 4));
+}
+
+export function unlink(path: string): void {
+  check(`unlink(${path})`, unlinkFn(path));
 }

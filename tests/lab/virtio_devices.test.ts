@@ -18,6 +18,18 @@ import type { Scenario, ScenarioResults } from './scenarios.js';
 
 const BOOT_ARGS = 'console=ttyS0 reboot=k panic=1 i8042.noaux i8042.nomux i8042.dumbkbd quiet sparkler.cmd=devtest';
 
+/** The rate-limited drive: 512 KiB every 64 ms = 8 MiB/s. */
+const RATE_BUCKET_BYTES = 512 * 1024;
+const RATE_REFILL_MS = 64;
+const RATE_BYTES_PER_S = (RATE_BUCKET_BYTES * 1000) / RATE_REFILL_MS;
+
+function sparse(dir: string, name: string, size: number): string {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, '');
+  fs.truncateSync(file, size);
+  return file;
+}
+
 let results: ScenarioResults = {};
 let labLog = '';
 let rwImage = '';
@@ -54,6 +66,16 @@ before(async () => {
         { drive_id: 'ro', path_on_host: roImage, is_root_device: false, is_read_only: true },
       ],
       entropy: {},
+    },
+  }, {
+    name: 'rate-limited',
+    run: {
+      kernel: guest.kernel, initrd: guest.initramfs, vcpus: 1, memMib: 128,
+      bootArgs: BOOT_ARGS.replace('sparkler.cmd=devtest', 'sparkler.cmd=ratetest'), timeoutMs: 240_000,
+      drives: [{
+        drive_id: 'slow', path_on_host: sparse(dir, 'slow.img', 32 * 1024 * 1024), is_root_device: false, is_read_only: true,
+        rate_limiter: { bandwidth: { size: RATE_BUCKET_BYTES, refill_time: RATE_REFILL_MS } },
+      }],
     },
   }];
   fs.writeFileSync(path.join(dir, 'scenarios.json'), JSON.stringify(scenarios));
@@ -95,4 +117,14 @@ test('the entropy device feeds /dev/hwrng', () => {
   const r = run();
   assert.match(r.stdout, /^rng-current=virtio_rng/m, describeRun(r));
   assert.match(r.stdout, /^rng-bytes=64/m, describeRun(r));
+});
+
+test('a rate-limited drive reads at the configured rate (±15%)', () => {
+  const r = results['rate-limited'];
+  assert.ok(r, `the VM did not run\n${labLog}`);
+  const m = /^ratetest bytes=(\d+) start=([\d.]+) end=([\d.]+)/m.exec(r.stdout);
+  assert.ok(m, describeRun(r));
+  const rate = Number(m[1]) / (Number(m[3]) - Number(m[2]));
+  const ratio = rate / RATE_BYTES_PER_S;
+  assert.ok(ratio > 0.85 && ratio < 1.15, `read ${(rate / 2 ** 20).toFixed(2)} MiB/s, configured ${(RATE_BYTES_PER_S / 2 ** 20).toFixed(2)} MiB/s (ratio ${ratio.toFixed(3)})\n${describeRun(r)}`);
 });

@@ -16,6 +16,7 @@ import type { LegacyDevicesSpec } from '../device_manager.js';
 import type { VcpuStop } from './vcpu_exit.js';
 import { REQUEST, STATE, VcpuControl } from './vcpu_control.js';
 import type { VcpuMessage, VcpuWorkerData } from './vcpu_worker.js';
+import { workerUrl } from '../worker_url.js';
 
 export type { VcpuStop } from './vcpu_exit.js';
 
@@ -34,7 +35,7 @@ export function installKickHandler(): void {
   kickHandlerInstalled = true;
 }
 
-const WORKER_URL = new URL('./vcpu_worker.js', import.meta.url);
+const WORKER_URL = workerUrl('vstate/vcpu_worker');
 
 export class Vcpu {
   private readonly control = new VcpuControl();

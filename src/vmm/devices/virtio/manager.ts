@@ -18,6 +18,7 @@ import { createBackend } from './backends.js';
 import type { DeviceThreadData, DeviceThreadMessage, DeviceThreadRequest } from './device_thread.js';
 import { MmioTransport } from './mmio/transport.js';
 import type { VirtioBackendSpec, VirtioDeviceWiring } from './wiring.js';
+import { workerUrl } from '../../worker_url.js';
 
 export interface BlockDeviceConfig {
   driveId: string;
@@ -33,7 +34,7 @@ export interface DeviceLog {
   error(msg: string): void;
 }
 
-const THREAD_URL = new URL('./device_thread.js', import.meta.url);
+const THREAD_URL = workerUrl('devices/virtio/device_thread');
 
 function openDisk(path: string, readOnly: boolean): { fd: number; sizeBytes: number } {
   const fd = libc.open(path, readOnly ? O_RDONLY : O_RDWR);
