@@ -149,9 +149,26 @@ export const ROUTES: Route[] = [
       return NO_CONTENT;
     },
   },
-  { method: 'PUT', path: '/network-interfaces/{iface_id}', needsBody: true, handle: validatedButNotYet('NetworkInterface', 'Network interfaces', ['iface_id', 'iface_id']) },
-  { method: 'PATCH', path: '/network-interfaces/{iface_id}', needsBody: true, handle: validatedButNotYetAnyTime('PartialNetworkInterface', 'Network interfaces', ['iface_id', 'iface_id']) },
-  { method: 'PUT', path: '/vsock', needsBody: true, handle: validatedButNotYet('Vsock', 'The vsock device') },
+  {
+    method: 'PUT', path: '/network-interfaces/{iface_id}', needsBody: true,
+    handle: (ctx) => {
+      checkIdMatch(ctx, 'iface_id', 'iface_id');
+      ctx.controller.preBoot(() => ctx.controller.resources.setNetworkInterface(ctx.body, ''));
+      return NO_CONTENT;
+    },
+  },
+  {
+    method: 'PATCH', path: '/network-interfaces/{iface_id}', needsBody: true,
+    handle: (ctx) => {
+      checkIdMatch(ctx, 'iface_id', 'iface_id');
+      ctx.controller.patchNetworkInterface(validateOrFault(() => validateBody('PartialNetworkInterface', ctx.body)));
+      return NO_CONTENT;
+    },
+  },
+  {
+    method: 'PUT', path: '/vsock', needsBody: true,
+    handle: (ctx) => { ctx.controller.preBoot(() => ctx.controller.resources.setVsock(ctx.body, '')); return NO_CONTENT; },
+  },
   {
     method: 'PUT', path: '/entropy', needsBody: true,
     handle: (ctx) => { ctx.controller.preBoot(() => ctx.controller.resources.setEntropy(ctx.body, '')); return NO_CONTENT; },

@@ -46,6 +46,7 @@ export const EPIPE = 32;
 export const ENAMETOOLONG = 36;
 export const EWOULDBLOCK = EAGAIN;
 export const EADDRINUSE = 98;
+export const ECONNABORTED = 103;
 export const ECONNRESET = 104;
 export const ENOTCONN = 107;
 export const ECONNREFUSED = 111;
@@ -78,3 +79,31 @@ export const SOCKADDR_UN_OFF_FAMILY = 0;
 export const SOCKADDR_UN_OFF_PATH = 2;
 /** sizeof(sun_path): a path must be at most UNIX_PATH_MAX - 1 bytes (room for the NUL). */
 export const UNIX_PATH_MAX = 108;
+
+/** <sys/epoll.h> EPOLLET: edge-triggered. */
+export const EPOLLET = 0x80000000;
+/** <fcntl.h> fcntl commands. */
+export const F_GETFL = 3;
+export const F_SETFL = 4;
+/** <limits.h> IOV_MAX (Linux UIO_MAXIOV): most iovecs one readv/writev takes. */
+export const IOV_MAX = 1024;
+/** sizeof(struct iovec) on x86_64: void *iov_base; size_t iov_len. */
+export const SIZEOF_IOVEC = 16;
+/** <sys/socket.h>, <linux/if_packet.h>, <linux/if_ether.h>: raw packet sockets. */
+export const AF_PACKET = 17;
+export const SOCK_RAW = 3;
+/** ETH_P_ALL: every protocol (host byte order; htons it for sockaddr_ll / socket()). */
+export const ETH_P_ALL = 0x0003;
+/** sizeof(struct sockaddr_ll). */
+export const SIZEOF_SOCKADDR_LL = 20;
+/** <asm-generic/errno-base.h>, <asm-generic/errno.h>. */
+export const EPERM = 1;
+export const ENXIO = 6;
+export const EBADF = 9;
+export const EACCES = 13;
+export const EBUSY = 16;
+export const ENODEV = 19;
+export const EINVAL = 22;
+export const ENOTTY = 25;
+export const EBADFD = 77;
+export const EIO = 5;

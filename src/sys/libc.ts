@@ -263,8 +263,8 @@ export function tryAccept4(fd: number, flags: number): number {
 /**
  * connect(2) to a Unix socket path: 0, or -errno (-EINPROGRESS / -EAGAIN on
  * a non-blocking socket, -ECONNREFUSED / -ENOENT when nobody listens,
- * -ENAMETOOLONG for a path sockaddr_un cannot hold). EINTR is not retried:
- * the connection then completes asynchronously, as with EINPROGRESS.
+ * -ENAMETOOLONG for a path sockaddr_un cannot hold). EINTR is returned, not
+ * retried (a second connect() would report EALREADY / EISCONN instead).
  */
 export function tryConnectUnix(fd: number, path: string): number {
   let a: { addr: Uint8Array; len: number };
@@ -311,4 +311,44 @@ export function setsockoptInt(fd: number, level: number, name: number, value: nu
 
 export function unlink(path: string): void {
   check(`unlink(${path})`, unlinkFn(path));
+}
+
+// ---------------------------------------------------------------------------
+// Scatter/gather I/O on caller-built iovec arrays, file status flags, and
+// binding to any socket address (virtio-net: the TAP fd, AF_PACKET sockets).
+
+import { F_GETFL, F_SETFL } from '../generated/libc.js';
+
+const readvFn = lib.func('long readv(int fd, const void *iov, int iovcnt)') as (fd: number, iov: Uint8Array, n: number) => number;
+const writevFn = lib.func('long writev(int fd, const void *iov, int iovcnt)') as (fd: number, iov: Uint8Array, n: number) => number;
+const fcntlFn = lib.func('int fcntl(int fd, int cmd, ...)') as (fd: number, cmd: number, ...va: unknown[]) => number;
+
+/**
+ * readv(2) into an array of `count` struct iovec (16 bytes each: le64
+ * iov_base host address, le64 iov_len) starting at iov[0]: bytes read, or
+ * -errno (-EAGAIN on an empty non-blocking fd). EINTR is retried. The
+ * addresses must be valid host memory for the whole call (guest RAM mappings).
+ */
+export function tryReadv(fd: number, iov: Uint8Array, count: number): number {
+  return retryRaw(() => readvFn(fd, iov, count));
+}
+
+/** writev(2) from an iovec array as for tryReadv: bytes written, or -errno. */
+export function tryWritev(fd: number, iov: Uint8Array, count: number): number {
+  return retryRaw(() => writevFn(fd, iov, count));
+}
+
+/** fcntl(F_GETFL). */
+export function getFileFlags(fd: number): number {
+  return check('fcntl(F_GETFL)', fcntlFn(fd, F_GETFL));
+}
+
+/** fcntl(F_SETFL, flags). */
+export function setFileFlags(fd: number, flags: number): void {
+  check('fcntl(F_SETFL)', fcntlFn(fd, F_SETFL, 'int', flags));
+}
+
+/** bind(2) to a socket address the caller built (e.g. a struct sockaddr_ll). */
+export function bindAddr(fd: number, addr: Uint8Array, op = 'bind'): void {
+  check(op, bindFn(fd, addr, addr.byteLength));
 }

@@ -23,7 +23,7 @@ import { consoleSink, type LegacyDevicesSpec } from './device_manager.js';
 import { createGuestMemory, registerGuestMemory, unmapGuestMemory } from './vstate/memory.js';
 import { installKickHandler, Vcpu } from './vstate/vcpu.js';
 import { Vmm, type VmmLog } from './vmm.js';
-import { VirtioDeviceManager, type BlockDeviceConfig } from './devices/virtio/manager.js';
+import { VirtioDeviceManager, type BlockDeviceConfig, type NetDeviceConfig } from './devices/virtio/manager.js';
 import type { RateLimiterConfig } from './rate_limiter/index.js';
 
 /** What the builder needs, already validated (see vmm_config/). */
@@ -42,6 +42,10 @@ export interface MachineSpec {
   rootDevice?: { partuuid: string | null; readOnly: boolean } | undefined;
   /** A virtio-rng device (PUT /entropy). */
   entropy?: { rateLimiter: RateLimiterConfig | null } | undefined;
+  /** Network interfaces, in guest order (eth0 first). */
+  nets?: NetDeviceConfig[];
+  /** A virtio-vsock device (PUT /vsock). */
+  vsock?: { guestCid: number; udsPath: string } | undefined;
   /** Process start, CLOCK_MONOTONIC µs, and process CPU µs at start (for the boot timer). */
   startTimeUs: bigint;
   startCpuUs: number;
@@ -136,7 +140,9 @@ export function buildMicroVm(spec: MachineSpec, log: VmmLog): Vmm {
     const virtio = new VirtioDeviceManager(vm, log);
     try {
       for (const d of spec.drives ?? []) virtio.addBlock(d);
+      for (const n of spec.nets ?? []) virtio.addNet(n);
       if (spec.entropy) virtio.addEntropy(spec.entropy.rateLimiter);
+      if (spec.vsock) virtio.addVsock(spec.vsock.guestCid, spec.vsock.udsPath);
     } catch (e) {
       virtio.close();
       throw new BuildError(`cannot set up the virtio devices: ${(e as Error).message}`);

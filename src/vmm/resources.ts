@@ -153,15 +153,25 @@ export class VmResources {
   }
 
   /** PUT /network-interfaces/{id}. */
-  setNetworkInterface(input: unknown, at = 'network-interface'): never {
-    validateNetworkInterface(input, at);
-    notSupported(at, 'network interfaces are');
+  setNetworkInterface(input: unknown, at = 'network-interface'): NetworkInterface {
+    const n = validateNetworkInterface(input, at);
+    if (n.mtu !== null) notSupported(joinPath(at, 'mtu'), 'setting the MTU is');
+    // Firecracker refuses a TAP or MAC already used by another interface.
+    for (const other of this.networkInterfaces) {
+      if (other.iface_id === n.iface_id) continue;
+      if (other.host_dev_name === n.host_dev_name) fail(at, `the host device ${n.host_dev_name} is already used by interface ${other.iface_id}`);
+      if (n.guest_mac !== null && other.guest_mac === n.guest_mac) fail(at, `the guest MAC ${n.guest_mac} is already used by interface ${other.iface_id}`);
+    }
+    const i = this.networkInterfaces.findIndex((x) => x.iface_id === n.iface_id);
+    if (i >= 0) this.networkInterfaces[i] = n;
+    else this.networkInterfaces.push(n);
+    return n;
   }
 
   /** PUT /vsock. */
-  setVsock(input: unknown, at = 'vsock'): never {
-    validateVsock(input, at);
-    notSupported(at, 'vsock is');
+  setVsock(input: unknown, at = 'vsock'): Vsock {
+    this.vsock = validateVsock(input, at);
+    return this.vsock;
   }
 
   /** PUT /entropy. */

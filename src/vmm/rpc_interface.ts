@@ -7,6 +7,7 @@ import { ConfigError } from './vmm_config/errors.js';
 import { kernelCmdline } from './vmm_config/boot_source.js';
 import type { VmResources } from './resources.js';
 import type { PartialDrive } from './vmm_config/drive.js';
+import type { PartialNetworkInterface } from './vmm_config/net.js';
 // The builder (KVM, loaders, devices, koffi) is loaded on first use: the API
 // answers sooner, and a VM configured through it does not wait on modules it
 // would only need at InstanceStart. `preloadBuilder` warms it after listen().
@@ -104,7 +105,7 @@ export class VmmController {
   }
 
   /** Drives (the root drive first, so it is /dev/vda, as Firecracker orders them) and the entropy device. */
-  private deviceSpecs(): Pick<MachineSpec, 'drives' | 'rootDevice' | 'entropy'> {
+  private deviceSpecs(): Pick<MachineSpec, 'drives' | 'rootDevice' | 'entropy' | 'vsock' | 'nets'> {
     const r = this.resources;
     const drives = [...r.drives].sort((a, b) => Number(b.is_root_device) - Number(a.is_root_device));
     const root = drives.find((d) => d.is_root_device);
@@ -118,6 +119,10 @@ export class VmmController {
       })),
       rootDevice: root ? { partuuid: root.partuuid, readOnly: root.is_read_only ?? false } : undefined,
       entropy: r.entropy ? { rateLimiter: r.entropy.rate_limiter } : undefined,
+      vsock: r.vsock ? { guestCid: r.vsock.guest_cid, udsPath: r.vsock.uds_path } : undefined,
+      nets: r.networkInterfaces.map((n) => ({
+        ifaceId: n.iface_id, hostDevName: n.host_dev_name, guestMac: n.guest_mac, rxRateLimiter: n.rx_rate_limiter, txRateLimiter: n.tx_rate_limiter,
+      })),
     };
   }
 
@@ -139,6 +144,16 @@ export class VmmController {
       }
       drive.path_on_host = update.path_on_host;
     }
+  }
+
+  /** PATCH /network-interfaces/{id} after boot: new rate limiters, applied live. */
+  patchNetworkInterface(update: PartialNetworkInterface): void {
+    const vmm = this.requireVmm();
+    const iface = this.resources.networkInterfaces.find((n) => n.iface_id === update.iface_id);
+    if (!iface) throw new VmmActionError(400, `Invalid network interface ID: ${update.iface_id}`);
+    vmm.parts.virtio.updateNetRateLimiters(update.iface_id, update.rx_rate_limiter, update.tx_rate_limiter);
+    if (update.rx_rate_limiter) iface.rx_rate_limiter = update.rx_rate_limiter;
+    if (update.tx_rate_limiter) iface.tx_rate_limiter = update.tx_rate_limiter;
   }
 
   /** InstanceStart: build the VM from the configuration and start its vCPUs. */

@@ -138,8 +138,6 @@ describe('malformed requests before InstanceStart', () => {
 
   // Devices not implemented yet: a valid body is refused as not supported...
   const notYetValid: BadCase[] = [
-    { name: 'PUT /network-interfaces', method: 'PUT', path: '/network-interfaces/eth0', body: { iface_id: 'eth0', host_dev_name: 'tap0', guest_mac: '06:00:ac:10:00:02' }, fault: /Network interfaces.*not supported/ },
-    { name: 'PUT /vsock', method: 'PUT', path: '/vsock', body: { guest_cid: 3, uds_path: '/tmp/v.sock' }, fault: /vsock.*not supported/ },
     { name: 'PUT /balloon', method: 'PUT', path: '/balloon', body: { amount_mib: 0, deflate_on_oom: false }, fault: /balloon.*not supported/ },
     { name: 'PATCH /balloon', method: 'PATCH', path: '/balloon', body: { amount_mib: 16 }, fault: /balloon.*not supported/ },
     { name: 'GET /balloon', method: 'GET', path: '/balloon', fault: /balloon.*not supported/ },

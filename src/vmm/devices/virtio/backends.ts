@@ -3,10 +3,12 @@ import { RateLimiter } from '../../rate_limiter/index.js';
 import type { VirtioBackend } from './backend.js';
 import { BlockBackend } from './block/device.js';
 import { EntropyBackend } from './rng/device.js';
+import { VsockBackend } from './vsock/device.js';
+import { NetBackend } from './net/device.js';
 import type { VirtioBackendSpec } from './wiring.js';
 
 export function createBackend(spec: VirtioBackendSpec): VirtioBackend {
-  const rateLimiter = spec.rateLimiter ? new RateLimiter(spec.rateLimiter) : undefined;
+  const rateLimiter = 'rateLimiter' in spec && spec.rateLimiter ? new RateLimiter(spec.rateLimiter) : undefined;
   switch (spec.kind) {
     case 'block':
       return new BlockBackend({
@@ -15,5 +17,14 @@ export function createBackend(spec: VirtioBackendSpec): VirtioBackend {
       });
     case 'rng':
       return new EntropyBackend(rateLimiter ? { rateLimiter } : {});
+    case 'net':
+      return new NetBackend({
+        id: spec.ifaceId, tapFd: spec.tapFd,
+        ...(spec.guestMac ? { guestMac: spec.guestMac } : {}),
+        ...(spec.rxRateLimiter ? { rxRateLimiter: new RateLimiter(spec.rxRateLimiter) } : {}),
+        ...(spec.txRateLimiter ? { txRateLimiter: new RateLimiter(spec.txRateLimiter) } : {}),
+      });
+    case 'vsock':
+      return new VsockBackend({ guestCid: spec.guestCid, udsPath: spec.udsPath, listenFd: spec.listenFd });
   }
 }

@@ -14,7 +14,7 @@ import { createBackend } from './backends.js';
 import type { VirtioBackend } from './backend.js';
 import { MmioTransport } from './mmio/transport.js';
 import type { VirtioDeviceWiring } from './wiring.js';
-import type { TokenBucketConfig } from '../../rate_limiter/index.js';
+import type { RateLimiterConfig, TokenBucketConfig } from '../../rate_limiter/index.js';
 
 export interface DeviceThreadData {
   memory: GuestMemoryLayout;
@@ -28,7 +28,8 @@ export interface DeviceThreadData {
 export type DeviceThreadRequest =
   | { type: 'stop' }
   | { type: 'update-block'; id: string; fd: number; sizeBytes: number }
-  | { type: 'update-rate-limiter'; id: string; bandwidth: TokenBucketConfig | null; ops: TokenBucketConfig | null };
+  | { type: 'update-rate-limiter'; id: string; bandwidth: TokenBucketConfig | null; ops: TokenBucketConfig | null }
+  | { type: 'update-net-rate-limiters'; id: string; rx: RateLimiterConfig | null; tx: RateLimiterConfig | null };
 
 /** Messages to the main thread. */
 export type DeviceThreadMessage =
@@ -141,6 +142,11 @@ class DeviceRunner {
     signalEventFd(this.w.irqFd);
   }
 
+  shutdown(): void {
+    if (this.active) this.backend.reset();
+    this.active = false;
+  }
+
   retryInMs(): number | undefined {
     return this.active ? this.backend.retryInMs() : undefined;
   }
@@ -164,6 +170,9 @@ events.add(data.controlFd, () => {
       // Firecracker's PATCH semantics: null leaves a bucket as it is, a zero-sized one disables it.
       const b = runners.get(req.id)?.backend as VirtioBackend & { updateRateLimiter?: (bw?: TokenBucketConfig | null, ops?: TokenBucketConfig | null) => void };
       b?.updateRateLimiter?.(req.bandwidth, req.ops);
+    } else if (req.type === 'update-net-rate-limiters') {
+      const b = runners.get(req.id)?.backend as VirtioBackend & { updateRateLimiters?: (...u: Array<TokenBucketConfig | null | undefined>) => void };
+      b?.updateRateLimiters?.(req.rx?.bandwidth, req.rx?.ops, req.tx?.bandwidth, req.tx?.ops);
     }
   }
 });
@@ -188,6 +197,8 @@ function loop(): void {
     if (n === 0 && timeout >= 0) for (const r of runners.values()) if (r.retryInMs() !== undefined) r.retry();
   }
   postMetrics();
+  // Backends close what they opened (vsock connections); fds handed in by the main thread are closed there.
+  for (const r of runners.values()) r.shutdown();
   events.close();
   post({ type: 'stopped' });
 }

@@ -15,6 +15,8 @@ import { newEventFd, signalEventFd } from '../../event_manager.js';
 import type { GuestMemoryLayout } from '../../vstate/memory.js';
 import type { RateLimiterConfig, TokenBucketConfig } from '../../rate_limiter/index.js';
 import { createBackend } from './backends.js';
+import { listenUnix } from './vsock/muxer.js';
+import { Tap } from './net/tap.js';
 import type { DeviceThreadData, DeviceThreadMessage, DeviceThreadRequest } from './device_thread.js';
 import { MmioTransport } from './mmio/transport.js';
 import type { VirtioBackendSpec, VirtioDeviceWiring } from './wiring.js';
@@ -26,6 +28,14 @@ export interface BlockDeviceConfig {
   readOnly: boolean;
   cacheType: 'Unsafe' | 'Writeback';
   rateLimiter: RateLimiterConfig | null;
+}
+
+export interface NetDeviceConfig {
+  ifaceId: string;
+  hostDevName: string;
+  guestMac: string | null;
+  rxRateLimiter: RateLimiterConfig | null;
+  txRateLimiter: RateLimiterConfig | null;
 }
 
 export interface DeviceLog {
@@ -49,6 +59,8 @@ function openDisk(path: string, readOnly: boolean): { fd: number; sizeBytes: num
 export class VirtioDeviceManager {
   readonly wirings: VirtioDeviceWiring[] = [];
   private readonly fds: number[] = [];
+  /** Socket paths this VM created, removed at close. */
+  private readonly paths: string[] = [];
   private thread: Worker | undefined;
   private control: { fd: number; port: MessagePort } | undefined;
   private stopped: Promise<void> | undefined;
@@ -91,6 +103,37 @@ export class VirtioDeviceManager {
 
   addEntropy(rateLimiter: RateLimiterConfig | null): void {
     this.add('rng', { kind: 'rng', rateLimiter });
+  }
+
+  /** virtio-net on the host TAP `hostDevName` (which must exist, as in Firecracker). */
+  addNet(cfg: NetDeviceConfig): void {
+    let tap: Tap;
+    try {
+      tap = Tap.open(cfg.hostDevName);
+    } catch (e) {
+      throw new Error(`cannot open the TAP for ${cfg.ifaceId}: ${(e as Error).message}`);
+    }
+    this.fds.push(tap.fd);
+    this.add(cfg.ifaceId, { kind: 'net', ifaceId: cfg.ifaceId, tapFd: tap.fd, guestMac: cfg.guestMac, rxRateLimiter: cfg.rxRateLimiter, txRateLimiter: cfg.txRateLimiter });
+  }
+
+  /** PATCH /network-interfaces/{id}: new rx/tx rate limiters, applied live. */
+  updateNetRateLimiters(id: string, rx: RateLimiterConfig | null, tx: RateLimiterConfig | null): void {
+    if (!this.wirings.some((w) => w.id === id && w.backend.kind === 'net')) throw new Error(`no network interface with id ${id}`);
+    this.send({ type: 'update-net-rate-limiters', id, rx, tx });
+  }
+
+  /** virtio-vsock with Firecracker's host side: host processes connect to udsPath; guest connections go to `<udsPath>_<port>`. */
+  addVsock(guestCid: number, udsPath: string): void {
+    let listenFd: number;
+    try {
+      listenFd = listenUnix(udsPath);
+    } catch (e) {
+      throw new Error(`cannot listen on the vsock socket ${udsPath}: ${(e as Error).message}`);
+    }
+    this.fds.push(listenFd);
+    this.paths.push(udsPath);
+    this.add('vsock', { kind: 'vsock', guestCid, udsPath, listenFd });
   }
 
   /** The devices' windows and GSIs, for the ACPI DSDT. */
@@ -154,5 +197,7 @@ export class VirtioDeviceManager {
       }
     }
     this.fds.length = 0;
+    for (const p of this.paths) fs.rmSync(p, { force: true });
+    this.paths.length = 0;
   }
 }

@@ -17,7 +17,23 @@ export type VirtioBackendSpec =
     driveId: string;
     rateLimiter: RateLimiterConfig | null;
   }
-  | { kind: 'rng'; rateLimiter: RateLimiterConfig | null };
+  | { kind: 'rng'; rateLimiter: RateLimiterConfig | null }
+  | {
+    kind: 'net';
+    ifaceId: string;
+    /** The TAP, opened by the main thread (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, non-blocking). */
+    tapFd: number;
+    guestMac: string | null;
+    rxRateLimiter: RateLimiterConfig | null;
+    txRateLimiter: RateLimiterConfig | null;
+  }
+  | {
+    kind: 'vsock';
+    guestCid: number;
+    udsPath: string;
+    /** The host-side listening socket on udsPath, bound by the main thread (so PUT-time errors surface there). */
+    listenFd: number;
+  };
 
 export interface VirtioDeviceWiring {
   /** The drive id, or the device's name. */
