@@ -107,3 +107,6 @@ export const EINVAL = 22;
 export const ENOTTY = 25;
 export const EBADFD = 77;
 export const EIO = 5;
+/** <linux/socket.h> SOL_PACKET, <linux/if_packet.h> PACKET_VNET_HDR: packet socket sends/receives carry a struct virtio_net_hdr. */
+export const SOL_PACKET = 263;
+export const PACKET_VNET_HDR = 15;

@@ -61,7 +61,7 @@ import {
   featureBit,
   hasFeature,
 } from '../../../../generated/virtio.js';
-import { EAGAIN, EPOLLIN, IOV_MAX } from '../../../../generated/libc.js';
+import { EAGAIN, EBADFD, EPOLLIN, IOV_MAX } from '../../../../generated/libc.js';
 import { logger } from '../../../../logger/logger.js';
 import { GuestMemoryError, type GuestMemory } from '../../../../memory/guest_memory.js';
 import * as libc from '../../../../sys/libc.js';
@@ -127,6 +127,12 @@ const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 export function parseMac(mac: string): Uint8Array {
   if (!MAC_RE.test(mac)) throw new RangeError(`invalid MAC address ${JSON.stringify(mac)} (expected xx:xx:xx:xx:xx:xx in hex)`);
   return Uint8Array.from(mac.split(':').map((b) => parseInt(b, 16)));
+}
+
+/** A TAP syscall error for logs; EBADFD means the interface was deleted under the fd. */
+function tapErrorText(op: string, errno: number): string {
+  const text = new libc.SysError(op, errno).message;
+  return errno === EBADFD ? `${text}: the TAP interface no longer exists on the host` : text;
 }
 
 const formatMac = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(':');
@@ -423,7 +429,7 @@ export class NetBackend implements VirtioBackend {
         break;
       }
       if (n < 0) {
-        logger.error(`net ${this.id}: reading TAP ${this.tap.name} failed: ${new libc.SysError('readv', -n).message}`);
+        logger.error(`net ${this.id}: reading TAP ${this.tap.name} failed: ${tapErrorText('readv', -n)}`);
         m['tap_read_fails']++;
         m['event_fails']++;
         this.disarmTap();
@@ -587,7 +593,7 @@ export class NetBackend implements VirtioBackend {
         m['tx_packets_count']++;
         m['tx_count']++;
       } else {
-        const why = n < 0 ? new libc.SysError('writev', -n).message : `wrote ${n} of ${len} bytes`;
+        const why = n < 0 ? tapErrorText('writev', -n) : `wrote ${n} of ${len} bytes`;
         logger.error(`net ${this.id}: writing a frame to TAP ${this.tap.name} failed: ${why}`);
         m['tap_write_fails']++;
       }
