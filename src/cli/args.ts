@@ -172,6 +172,9 @@ export function validateInstanceId(id: string): void {
   if (len < 1 || len > 64) {
     throw new ArgumentsError(`Invalid instance ID: Invalid len (${len}); the length must be between 1 and 64`);
   }
+  // ASCII letters, digits and '-' are all valid: skip the Unicode property
+  // test (costly to compile, at start-up) for the usual ids.
+  if (/^[A-Za-z0-9-]+$/.test(id)) return;
   let i = 0;
   for (const c of id) {
     if (c !== '-' && !/^[\p{Alphabetic}\p{Nd}\p{Nl}\p{No}]$/u.test(c)) {

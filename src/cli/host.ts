@@ -16,15 +16,37 @@ export interface HostVirtualization {
   detail: string;
 }
 
+/**
+ * The first "flags" line of /proc/cpuinfo, or '' without /proc. Reads only
+ * as far as that line: the file has a record per CPU, and on a big host
+ * generating all of them takes milliseconds of start-up.
+ */
+function firstCpuFlags(): string {
+  let fd: number;
+  try {
+    fd = fs.openSync('/proc/cpuinfo', 'r');
+  } catch {
+    return ''; // No /proc: assume nothing.
+  }
+  try {
+    const buf = Buffer.allocUnsafe(16384);
+    let text = '';
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) {
+      text += buf.toString('latin1', 0, n);
+      const line = /^flags\s*:(.*)\n/m.exec(text);
+      if (line) return line[1]!;
+    }
+    return /^flags\s*:(.*)$/m.exec(text)?.[1] ?? '';
+  } catch {
+    return '';
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export function detectHostVirtualization(): HostVirtualization {
   const kvm = fs.existsSync('/dev/kvm');
-  let flags = '';
-  try {
-    const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'latin1');
-    flags = /^flags\s*:(.*)$/m.exec(cpuinfo)?.[1] ?? '';
-  } catch {
-    // No /proc: assume nothing.
-  }
+  const flags = firstCpuFlags();
   const hasFlag = (f: string): boolean => new RegExp(`\\b${f}\\b`).test(flags);
   const hardware = hasFlag('vmx') || hasFlag('svm');
   const module = ['kvm_intel', 'kvm_amd', 'kvm_pvm'].find((m) => fs.existsSync(`/sys/module/${m}`));

@@ -6,7 +6,6 @@
  * never a stack trace.
  */
 import fs from 'node:fs';
-import { performance } from 'node:perf_hooks';
 import { ApiServer } from '../api/server.js';
 import { FcExitCode } from '../generated/exit_codes.js';
 import { logger } from '../logger/logger.js';
@@ -18,7 +17,11 @@ import { ArgumentsError, cliLoggerOptions, helpText, packageVersion, parseCliArg
 import { detectHostVirtualization } from './host.js';
 import { VmmMetrics } from './vmm_metrics.js';
 
-/** CLOCK_MONOTONIC µs at process start: now minus the time since Node's time origin. */
+/**
+ * CLOCK_MONOTONIC µs at process start: now minus the time since Node's time
+ * origin. `performance` is the global (the same object node:perf_hooks
+ * exports, without loading that module before the API listens).
+ */
 function processStartUs(): bigint {
   return process.hrtime.bigint() / 1000n - BigInt(Math.round(performance.now() * 1000));
 }

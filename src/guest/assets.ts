@@ -62,7 +62,9 @@ export const GUEST_MODULES = ['virtio_mmio', 'virtio_blk', 'virtio_net', 'vmw_vs
 const INIT_APPLETS = ['sh', 'mount', 'insmod', 'nproc', 'uname', 'devmem', 'setsid', 'cttyhack', 'reboot', 'poweroff'];
 /** A few more for `sparkler.cmd=shell` sessions. */
 const SHELL_APPLETS = ['cat', 'dd', 'dmesg', 'free', 'ip', 'ls', 'lsmod', 'mkdir', 'ps', 'sleep', 'sync', 'umount', 'wc'];
-const APPLETS = [...INIT_APPLETS, ...SHELL_APPLETS];
+/** For the network tests' `sparkler.cmd=nettest` (tests/lab/net_vsock.test.ts). */
+const NET_APPLETS = ['ping', 'nc', 'timeout'];
+const APPLETS = [...INIT_APPLETS, ...SHELL_APPLETS, ...NET_APPLETS];
 
 /** The package root: the nearest ancestor of this module with a package.json (works from src/ and dist/). */
 export function projectRoot(): string {

@@ -155,7 +155,6 @@ export class VmResources {
   /** PUT /network-interfaces/{id}. */
   setNetworkInterface(input: unknown, at = 'network-interface'): NetworkInterface {
     const n = validateNetworkInterface(input, at);
-    if (n.mtu !== null) notSupported(joinPath(at, 'mtu'), 'setting the MTU is');
     // Firecracker refuses a TAP or MAC already used by another interface.
     for (const other of this.networkInterfaces) {
       if (other.iface_id === n.iface_id) continue;

@@ -121,7 +121,7 @@ export class VmmController {
       entropy: r.entropy ? { rateLimiter: r.entropy.rate_limiter } : undefined,
       vsock: r.vsock ? { guestCid: r.vsock.guest_cid, udsPath: r.vsock.uds_path } : undefined,
       nets: r.networkInterfaces.map((n) => ({
-        ifaceId: n.iface_id, hostDevName: n.host_dev_name, guestMac: n.guest_mac, rxRateLimiter: n.rx_rate_limiter, txRateLimiter: n.tx_rate_limiter,
+        ifaceId: n.iface_id, hostDevName: n.host_dev_name, guestMac: n.guest_mac, mtu: n.mtu, rxRateLimiter: n.rx_rate_limiter, txRateLimiter: n.tx_rate_limiter,
       })),
     };
   }

@@ -21,6 +21,7 @@ export function createBackend(spec: VirtioBackendSpec): VirtioBackend {
       return new NetBackend({
         id: spec.ifaceId, tapFd: spec.tapFd,
         ...(spec.guestMac ? { guestMac: spec.guestMac } : {}),
+        ...(spec.mtu !== null ? { mtu: spec.mtu } : {}),
         ...(spec.rxRateLimiter ? { rxRateLimiter: new RateLimiter(spec.rxRateLimiter) } : {}),
         ...(spec.txRateLimiter ? { txRateLimiter: new RateLimiter(spec.txRateLimiter) } : {}),
       });

@@ -34,6 +34,7 @@ export interface NetDeviceConfig {
   ifaceId: string;
   hostDevName: string;
   guestMac: string | null;
+  mtu: number | null;
   rxRateLimiter: RateLimiterConfig | null;
   txRateLimiter: RateLimiterConfig | null;
 }
@@ -114,7 +115,7 @@ export class VirtioDeviceManager {
       throw new Error(`cannot open the TAP for ${cfg.ifaceId}: ${(e as Error).message}`);
     }
     this.fds.push(tap.fd);
-    this.add(cfg.ifaceId, { kind: 'net', ifaceId: cfg.ifaceId, tapFd: tap.fd, guestMac: cfg.guestMac, rxRateLimiter: cfg.rxRateLimiter, txRateLimiter: cfg.txRateLimiter });
+    this.add(cfg.ifaceId, { kind: 'net', ifaceId: cfg.ifaceId, tapFd: tap.fd, guestMac: cfg.guestMac, mtu: cfg.mtu, rxRateLimiter: cfg.rxRateLimiter, txRateLimiter: cfg.txRateLimiter });
   }
 
   /** PATCH /network-interfaces/{id}: new rx/tx rate limiters, applied live. */

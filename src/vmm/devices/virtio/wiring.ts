@@ -24,6 +24,8 @@ export type VirtioBackendSpec =
     /** The TAP, opened by the main thread (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, non-blocking). */
     tapFd: number;
     guestMac: string | null;
+    /** Offered with VIRTIO_NET_F_MTU when set. */
+    mtu: number | null;
     rxRateLimiter: RateLimiterConfig | null;
     txRateLimiter: RateLimiterConfig | null;
   }
