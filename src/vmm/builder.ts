@@ -120,8 +120,6 @@ export function buildMicroVm(spec: MachineSpec, log: VmmLog): Vmm {
       cmdlineBuilder.append(spec.rootDevice.partuuid ? `root=PARTUUID=${spec.rootDevice.partuuid}` : 'root=/dev/vda');
       cmdlineBuilder.append(spec.rootDevice.readOnly ? 'ro' : 'rw');
     }
-    const cmdline = cmdlineBuilder.toBytes();
-    mem.write(CMDLINE_START, cmdline);
 
     // Legacy devices. Their state is shared with the vCPU threads, which emulate them;
     // the main thread keeps these views to feed stdin and type Ctrl-Alt-Del.
@@ -148,6 +146,12 @@ export function buildMicroVm(spec: MachineSpec, log: VmmLog): Vmm {
       throw new BuildError(`cannot set up the virtio devices: ${(e as Error).message}`);
     }
     devices.virtio = virtio.wirings;
+    // As Firecracker: kernels built with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES find the devices here;
+    // others (Debian's) find them in the DSDT and ignore the parameter.
+    for (const d of virtio.acpiDevices()) cmdlineBuilder.append(`virtio_mmio.device=${d.size / 1024}K@0x${d.addr.toString(16)}:${d.gsi}`);
+
+    const cmdline = cmdlineBuilder.toBytes();
+    mem.write(CMDLINE_START, cmdline);
 
     const rsdpAddr = writeAcpiTables(mem, { vcpuCount: spec.vcpuCount, virtioDevices: virtio.acpiDevices(), serial: true, i8042: true });
     const entry = writeBootParams(mem, memSize, kernel, cmdline, initrd, rsdpAddr);
