@@ -184,7 +184,11 @@ export const ROUTES: Route[] = [
   { method: 'PUT', path: '/mmds', needsBody: true, handle: validatedButNotYetAnyTime('MmdsContentsObject', 'MMDS') },
   { method: 'PATCH', path: '/mmds', needsBody: true, handle: validatedButNotYetAnyTime('MmdsContentsObject', 'MMDS') },
   { method: 'GET', path: '/mmds', needsBody: false, handle: () => notYet('MMDS') },
-  { method: 'PUT', path: '/mmds/config', needsBody: true, handle: validatedButNotYet('MmdsConfig', 'MMDS') },
+  {
+    // Validated against the configured network interfaces (as the config file is), then refused.
+    method: 'PUT', path: '/mmds/config', needsBody: true,
+    handle: (ctx) => ctx.controller.preBoot(() => ctx.controller.resources.setMmdsConfig(ctx.body, '')),
+  },
   { method: 'PUT', path: '/cpu-config', needsBody: true, handle: validatedButNotYet('CpuConfig', 'Custom CPU templates') },
   { method: 'PUT', path: '/pmem/{id}', needsBody: true, handle: validatedButNotYet('Pmem', 'Persistent memory (pmem) devices', ['id', 'id']) },
   { method: 'PATCH', path: '/pmem/{id}', needsBody: true, handle: validatedButNotYetAnyTime('PartialPmem', 'Persistent memory (pmem) devices', ['id', 'id']) },

@@ -77,7 +77,15 @@ export class VmmMetrics {
   onInstanceStart(controller: VmmController): void {
     const vmm = controller.runningVmm;
     if (vmm) {
-      const { serial, i8042, vcpus } = vmm.parts;
+      const { serial, i8042, vcpus, virtio } = vmm.parts;
+      // virtio counters live on the device thread, which reports them to the main thread.
+      for (const w of virtio.wirings) {
+        const group = w.backend.kind === 'block' ? metrics.device('block', w.id)
+          : w.backend.kind === 'net' ? metrics.device('net', w.id)
+            : w.backend.kind === 'vsock' ? 'vsock' : 'entropy';
+        const known = new Set(metrics.fieldNames(group));
+        metrics.addSource(group, () => Object.fromEntries(Object.entries(virtio.metrics.get(w.id) ?? {}).filter(([k]) => known.has(k))), { width: 64 });
+      }
       metrics.addSource('uart', () => ({ ...serial.metrics }));
       metrics.addSource('i8042', () => ({ ...i8042.metrics }));
       metrics.addSource('vcpu', () => {

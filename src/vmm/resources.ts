@@ -67,7 +67,7 @@ function checkBackingFile(at: string, path: string, readOnly: boolean): void {
 }
 
 function notSupported(at: string, what: string): never {
-  throw new UnsupportedConfigError(`${at}: ${what} not supported yet`);
+  throw new UnsupportedConfigError(`${at ? `${at}: ` : ''}${what} not supported yet`);
 }
 
 export class VmResources {

@@ -8,6 +8,7 @@ import { kernelCmdline } from './vmm_config/boot_source.js';
 import type { VmResources } from './resources.js';
 import type { PartialDrive } from './vmm_config/drive.js';
 import type { PartialNetworkInterface } from './vmm_config/net.js';
+import type { RateLimiter } from './vmm_config/rate_limiter.js';
 // The builder (KVM, loaders, devices, koffi) is loaded on first use: the API
 // answers sooner, and a VM configured through it does not wait on modules it
 // would only need at InstanceStart. `preloadBuilder` warms it after listen().
@@ -152,8 +153,11 @@ export class VmmController {
     const iface = this.resources.networkInterfaces.find((n) => n.iface_id === update.iface_id);
     if (!iface) throw new VmmActionError(400, `Invalid network interface ID: ${update.iface_id}`);
     vmm.parts.virtio.updateNetRateLimiters(update.iface_id, update.rx_rate_limiter, update.tx_rate_limiter);
-    if (update.rx_rate_limiter) iface.rx_rate_limiter = update.rx_rate_limiter;
-    if (update.tx_rate_limiter) iface.tx_rate_limiter = update.tx_rate_limiter;
+    // A bucket the PATCH leaves out keeps its old configuration, in the device and in GET /vm/config.
+    const merge = (old: RateLimiter | null, upd: RateLimiter | null): RateLimiter | null =>
+      upd === null ? old : { bandwidth: upd.bandwidth ?? old?.bandwidth ?? null, ops: upd.ops ?? old?.ops ?? null };
+    iface.rx_rate_limiter = merge(iface.rx_rate_limiter, update.rx_rate_limiter);
+    iface.tx_rate_limiter = merge(iface.tx_rate_limiter, update.tx_rate_limiter);
   }
 
   /** InstanceStart: build the VM from the configuration and start its vCPUs. */

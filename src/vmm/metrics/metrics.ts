@@ -273,6 +273,11 @@ export class Metrics {
     );
   }
 
+  /** The field names of a group (dotted for nested ones, e.g. `read_agg.min_us`). */
+  fieldNames(group: string): string[] {
+    return this.group(group).fields.map((f) => f.name);
+  }
+
   /** The group names in line order (static groups and device groups). */
   groupNames(): string[] {
     return this.layout().map((g) => g.name);
