@@ -70,6 +70,68 @@ case "$cmd" in
     read -r t1 _ < /proc/uptime
     echo "ratetest bytes=16777216 start=$t0 end=$t1"
     ;;
+  nettest)
+    # virtio-net (tests/lab/net_vsock.test.ts): the host's TAP end is 169.254.100.1/30. Ping it, then
+    # stay up while the host pings back, until the host says "net-done" over TCP port 7000 (60 s at most).
+    echo "eth0-mac=$(cat /sys/class/net/eth0/address 2>/dev/null)"
+    if ip link set eth0 up && ip addr add 169.254.100.2/30 dev eth0; then
+      ping -c 3 -W 3 169.254.100.1 > /tmp/ping.out 2>&1
+      rc=$?
+      received=0
+      while read -r tx _ word rx _; do
+        [ "$word" = transmitted, ] && received=$rx
+      done < /tmp/ping.out
+      if [ $rc -eq 0 ]; then echo "ping-ok received=$received"; else echo "ping-failed received=$received rc=$rc"; cat /tmp/ping.out; fi
+      echo "net-ready-for-host"
+      timeout 60 nc -l -p 7000 > /tmp/nc.out
+      echo "net-host-said=$(cat /tmp/nc.out)"
+    else
+      echo "net-setup=failed"
+    fi
+    ;;
+  vsocktest)
+    # virtio-vsock (tests/lab/net_vsock.test.ts): /bin/vsock-tool comes from an extra initramfs archive.
+    # Listen on port 5000 for the host, connect to the host (CID 2) on port 6000, wait for the listener.
+    echo "vsock-tool-ls=$(ls /bin/vsock-tool 2>&1)"
+    VSOCK_TOOL_TIMEOUT=90 vsock-tool listen 5000 &
+    lpid=$!
+    vsock-tool connect 2 6000 hello-from-guest
+    wait $lpid
+    echo "vsock-listen-exit=$?"
+    ;;
+  blkbench|netbench|devbench)
+    # bench/devices (devbench = blkbench, then netbench). /bin/randread comes from an extra initramfs
+    # archive. Words: sparkler.bench_mib=M (dd size, default 64), sparkler.bench_rand_s=S (random-read
+    # seconds, default 5), sparkler.bench_net=HOSTIP:PORT:MIB (guest -> host TCP over eth0 = GUESTIP/30).
+    mib=64; rand_s=5; net=; gip=169.254.77.2
+    for word in $cmdline; do
+      case "$word" in
+        sparkler.bench_mib=*) mib=${word#*=} ;;
+        sparkler.bench_rand_s=*) rand_s=${word#*=} ;;
+        sparkler.bench_net=*) net=${word#*=} ;;
+        sparkler.bench_guest_ip=*) gip=${word#*=} ;;
+      esac
+    done
+    if [ "$cmd" != netbench ]; then
+      # O_DIRECT both ways, so the guest's page cache is out of the picture; writes go to the upper half.
+      # busybox's dd reports no time: randread times it ("time seconds=S rc=N"); all echoed on one line.
+      echo "blkbench vda-features=$(cat /sys/block/vda/device/features 2>&1) sectors=$(cat /sys/block/vda/size 2>&1)" \
+        "max_segments=$(cat /sys/block/vda/queue/max_segments 2>&1) max_hw_sectors_kb=$(cat /sys/block/vda/queue/max_hw_sectors_kb 2>&1)"
+      echo "blkbench seqread bs=1048576" $(randread time dd if=/dev/vda of=/dev/null bs=1M count="$mib" iflag=direct 2>&1)
+      echo "blkbench seqwrite bs=1048576" $(randread time dd if=/dev/zero of=/dev/vda bs=1M count="$mib" seek="$mib" oflag=direct conv=notrunc 2>&1)
+      echo "blkbench" $(randread rand /dev/vda "$rand_s" 4096 2>&1)
+    fi
+    if [ "$cmd" != blkbench ] && [ -n "$net" ]; then
+      hip=${net%%:*}; rest=${net#*:}; port=${rest%%:*}; nmib=${rest#*:}
+      echo "netbench eth0-features=$(cat /sys/class/net/eth0/device/features 2>&1)"
+      if ip link set eth0 up && ip addr add "$gip/30" dev eth0; then
+        echo "netbench" $(randread send "$hip" "$port" "$nmib" 2>&1)
+      else
+        echo "netbench setup=failed"
+      fi
+    fi
+    echo "bench-done"
+    ;;
   idle)
     # Stay up for API tests (pause/resume): a heartbeat with the guest's uptime each second.
     i=0
