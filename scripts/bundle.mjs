@@ -19,6 +19,9 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DIST = path.join(ROOT, 'dist');
 const SRC = path.join(DIST, 'src');
 const OUT = path.join(DIST, 'bundle');
+// Built beside it, then swapped in: a sparkler starting meanwhile sees either
+// the old bundle, none (and starts from dist/src/), or the new one, never half.
+const TMP = path.join(DIST, `bundle.tmp-${process.pid}`);
 
 const main = path.join(SRC, 'cli', 'main.js');
 if (!fs.existsSync(main)) {
@@ -48,7 +51,7 @@ const common = {
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  outdir: OUT,
+  outdir: TMP,
   outExtension: { '.js': '.mjs' },
   external: ['koffi'],
   define: { __SPARKLER_BUNDLE__: 'true', __SPARKLER_VERSION__: JSON.stringify(version) },
@@ -62,32 +65,42 @@ const common = {
   metafile: true,
 };
 
-fs.rmSync(OUT, { recursive: true, force: true });
+fs.rmSync(TMP, { recursive: true, force: true });
+try {
+  // The CLI: code splitting keeps the dynamic import('./builder.js') a chunk of
+  // its own, not parsed before the API socket listens.
+  const cli = await build({ ...common, entryPoints: { sparkler: main }, splitting: true, entryNames: '[name]', chunkNames: '[name]-[hash]' });
 
-// The CLI: code splitting keeps the dynamic import('./builder.js') a chunk of
-// its own, not parsed before the API socket listens.
-const cli = await build({ ...common, entryPoints: { sparkler: main }, splitting: true, entryNames: '[name]', chunkNames: '[name]-[hash]' });
+  // Workers: each its own self-contained bundle, named as workerUrl() expects.
+  const workers = await Promise.all(
+    WORKER_MODULES.map((m) => {
+      const name = m.slice(m.lastIndexOf('/') + 1);
+      const entry = path.join(SRC, 'vmm', `${m}.js`);
+      if (!fs.existsSync(entry)) throw new Error(`worker module ${m}: ${path.relative(ROOT, entry)} missing`);
+      return build({ ...common, entryPoints: { [name]: entry }, entryNames: '[name]' });
+    }),
+  );
 
-// Workers: each its own self-contained bundle, named as workerUrl() expects.
-const workers = await Promise.all(
-  WORKER_MODULES.map((m) => {
-    const name = m.slice(m.lastIndexOf('/') + 1);
-    const entry = path.join(SRC, 'vmm', `${m}.js`);
-    if (!fs.existsSync(entry)) throw new Error(`worker module ${m}: ${path.relative(ROOT, entry)} missing`);
-    return build({ ...common, entryPoints: { [name]: entry }, entryNames: '[name]' });
-  }),
-);
-
-// A `new URL('./x.js', import.meta.url)` left in the bundle would point at a
-// file that is not there: workers must go through workerUrl().
-for (const result of [cli, ...workers]) {
-  for (const out of Object.keys(result.metafile.outputs)) {
-    if (!out.endsWith('.mjs')) continue;
-    const text = fs.readFileSync(path.join(ROOT, out), 'utf8');
-    const m = /new URL\(\s*["'`]\.{1,2}\/[^"'`]*\.js["'`]\s*,\s*import\.meta\.url\s*\)/.exec(text);
-    if (m) throw new Error(`${out}: layout-dependent ${m[0]} in the bundle`);
+  // A `new URL('./x.js', import.meta.url)` left in the bundle would point at a
+  // file that is not there: workers must go through workerUrl().
+  for (const result of [cli, ...workers]) {
+    for (const out of Object.keys(result.metafile.outputs)) {
+      if (!out.endsWith('.mjs')) continue;
+      const text = fs.readFileSync(path.join(ROOT, out), 'utf8');
+      const m = /new URL\(\s*["'`]\.{1,2}\/[^"'`]*\.js["'`]\s*,\s*import\.meta\.url\s*\)/.exec(text);
+      if (m) throw new Error(`${out}: layout-dependent ${m[0]} in the bundle`);
+    }
   }
+} catch (e) {
+  fs.rmSync(TMP, { recursive: true, force: true });
+  process.stderr.write(`scripts/bundle.mjs: ${e instanceof Error ? e.message : e}\n`);
+  process.exit(1);
 }
+
+const old = path.join(DIST, `bundle.old-${process.pid}`);
+if (fs.existsSync(OUT)) fs.renameSync(OUT, old);
+fs.renameSync(TMP, OUT);
+fs.rmSync(old, { recursive: true, force: true });
 
 const files = fs.readdirSync(OUT).filter((f) => f.endsWith('.mjs'));
 const kib = (f) => (fs.statSync(path.join(OUT, f)).size / 1024).toFixed(0);

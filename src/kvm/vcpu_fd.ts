@@ -93,10 +93,6 @@ export class VcpuFd {
     libc.ioctl(this.fd, KVM.KVMCLOCK_CTRL, 0, 'KVM_KVMCLOCK_CTRL');
   }
 
-  /** KVM_RUN on a thread-pool thread; resolves with the raw result (never throws on -1). */
-  runAsync(): Promise<{ ret: number; errno: number }> {
-    return libc.ioctlAsync(this.fd, KVM.RUN, 0);
-  }
 
   get exitReason(): number {
     return this.run.getUint32(KVM_RUN_OFFSET.exit_reason, true);

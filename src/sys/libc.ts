@@ -79,15 +79,6 @@ export function ioctlRaw(fd: number, req: number, arg: number): { ret: number; e
   return { ret, errno: ret < 0 ? koffi.errno() : 0 };
 }
 
-/** ioctl on a libuv thread-pool thread; resolves with the raw return and errno (no throw). */
-export function ioctlAsync(fd: number, req: number, arg: number): Promise<{ ret: number; errno: number }> {
-  return new Promise((resolve, reject) => {
-    (ioctlVal as unknown as { async: (...a: unknown[]) => void }).async(fd, req, arg, (err: Error | null, ret: number) => {
-      if (err) reject(err);
-      else resolve({ ret, errno: ret < 0 ? koffi.errno() : 0 });
-    });
-  });
-}
 
 /** mmap; returns the mapping's address. */
 export function mmap(len: number, prot: number, flags: number, fd = -1, offset = 0): bigint {
@@ -171,22 +162,6 @@ export function epollWait(epfd: number, buf: Uint8Array, timeoutMs: number): Arr
   return out;
 }
 
-/** Blocking epoll_wait on a thread-pool thread; resolves with (token, events) pairs. */
-export function epollWaitAsync(epfd: number, max: number, timeoutMs: number): Promise<Array<{ token: number; events: number }>> {
-  const buf = new Uint8Array(max * SIZEOF_EPOLL_EVENT);
-  return new Promise((resolve, reject) => {
-    (epollWaitFn as unknown as { async: (...a: unknown[]) => void }).async(epfd, buf, max, timeoutMs, (err: Error | null, n: number) => {
-      if (err) return reject(err);
-      if (n < 0) return resolve([]);
-      const dv = new DataView(buf.buffer);
-      const out: Array<{ token: number; events: number }> = [];
-      for (let i = 0; i < n; i++) {
-        out.push({ events: dv.getUint32(i * SIZEOF_EPOLL_EVENT, true), token: Number(dv.getBigUint64(i * SIZEOF_EPOLL_EVENT + 4, true)) });
-      }
-      resolve(out);
-    });
-  });
-}
 
 export function gettid(): number {
   return syscall0(SYS_gettid);
