@@ -47,6 +47,7 @@ const USAGE = `usage: bench/boot [options]
   --warmups N       untimed boots of each VMM before the first lab pass (default 1)
   --native-runs N   native start-up samples (default 20)
   --lab-retries N   start the lab again when it ends before any boot (default 1)
+  --qemu-machine M  QEMU's -M value (default microvm,acpi=on; e.g. microvm,acpi=on,rtc=off)
   --no-lab          skip part 1 (Linux boots in the lab)
   --no-native       skip part 2 (native start-up)
   --markdown        print the report as markdown (for docs/performance.md)
@@ -60,6 +61,7 @@ interface Options {
   warmups: number;
   nativeRuns: number;
   labRetries: number;
+  qemuMachine: string;
   lab: boolean;
   native: boolean;
   markdown: boolean;
@@ -68,7 +70,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { runs: 3, vcpus: [1], warmups: 1, nativeRuns: 20, labRetries: 1, lab: true, native: true, markdown: false, out: null, report: null };
+  const o: Options = { runs: 3, vcpus: [1], warmups: 1, nativeRuns: 20, labRetries: 1, qemuMachine: 'microvm,acpi=on', lab: true, native: true, markdown: false, out: null, report: null };
   const int = (name: string, v: string | undefined, min: number): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) usage(`${name} needs an integer >= ${min}`);
@@ -83,6 +85,7 @@ function parseArgs(argv: string[]): Options {
       case '--native-runs': o.nativeRuns = int(flag, val(), 1); break;
       case '--warmups': o.warmups = int(flag, val(), 0); break;
       case '--lab-retries': o.labRetries = int(flag, val(), 0); break;
+      case '--qemu-machine': o.qemuMachine = val() ?? usage('--qemu-machine needs a value'); break;
       case '--vcpus': {
         const v = val() ?? '';
         o.vcpus = v.split(',').map((s) => int(flag, s, 1));
@@ -143,7 +146,7 @@ interface Results {
   host: MachineInfo & { kvm: string };
   options: Omit<Options, 'report' | 'markdown' | 'out'>;
   native: (NativeResults & { concurrency: Concurrency }) | null;
-  lab: (LabResults & { concurrency: Concurrency; wallS: number; labExit: number | null; guestFiles: { kernelBytes: number; initrdBytes: number } }) | null;
+  lab: (LabResults & { sparklerAdds: string[]; concurrency: Concurrency; wallS: number; labExit: number | null; guestFiles: { kernelBytes: number; initrdBytes: number } }) | null;
 }
 
 // ---------------------------------------------------------------- helpers
@@ -289,6 +292,23 @@ async function native(o: Options, outDir: string): Promise<NonNullable<Results['
 
 // ---------------------------------------------------------------- part 1: lab
 
+/**
+ * The words sparkler adds to the guest's command line by itself (today pci=off,
+ * as Firecracker does when there is no PCI bus), read back through the hello
+ * guest, which prints the command line it finds in the zero page.
+ */
+async function sparklerAddedArgs(outDir: string): Promise<string[]> {
+  const hello = await buildGuest('hello');
+  const given = 'console=ttyS0';
+  const f = path.join(outDir, 'probe-cmdline.json');
+  fs.writeFileSync(f, JSON.stringify({ 'boot-source': { kernel_image_path: hello, boot_args: given }, 'machine-config': { vcpu_count: 1, mem_size_mib: 64 } }));
+  const p = await run(sparklerBin, ['--no-api', '--config-file', f]);
+  const seen = /^cmdline: (.*)$/m.exec(p.stdout)?.[1];
+  if (p.code !== 0 || seen === undefined) throw new Error(`could not read sparkler's effective command line through the hello guest (exit ${p.code}): ${p.stderr.trim().split('\n').pop() ?? ''}`);
+  const have = new Set(given.split(' '));
+  return seen.split(/\s+/).filter((w) => w && !have.has(w));
+}
+
 async function lab(o: Options, outDir: string): Promise<NonNullable<Results['lab']>> {
   const prep = await run(path.join(projectRoot, 'bin', 'sparkler-guest'), ['prepare'], 600_000);
   const guestDir = prep.stdout.trim().split('\n').pop() ?? '';
@@ -297,12 +317,16 @@ async function lab(o: Options, outDir: string): Promise<NonNullable<Results['lab
   const initrd = path.join(guestDir, 'initramfs.cpio.gz');
   const qemu = (await capture('sh', ['-c', 'command -v qemu-system-x86_64'])).trim();
   if (!qemu) throw new Error('qemu-system-x86_64 not found (Debian: apt-get install qemu-system-x86)');
+  // The same effective command line for both: QEMU also gets the pci= words sparkler appends itself.
+  const added = await sparklerAddedArgs(outDir);
+  const qemuExtra = added.filter((w) => w.startsWith('pci='));
   const params: LabParams = {
     kernel,
     initrd,
     cmdline: CMDLINE,
     // QEMU microvm has no i8042: its guest resets by triple fault, which -no-reboot turns into an exit.
-    qemuCmdline: CMDLINE.replace('reboot=k', 'reboot=t'),
+    qemuCmdline: [CMDLINE.replace('reboot=k', 'reboot=t'), ...qemuExtra].join(' '),
+    qemuMachine: o.qemuMachine,
     memMib: MEM_MIB,
     vcpus: o.vcpus,
     runs: o.runs,
@@ -353,6 +377,7 @@ async function lab(o: Options, outDir: string): Promise<NonNullable<Results['lab
   const res = JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as LabResults;
   return {
     ...res,
+    sparklerAdds: added,
     concurrency,
     wallS,
     labExit: code,
@@ -376,7 +401,8 @@ function renderText(t: Table): string {
 function renderMarkdown(t: Table): string {
   const esc = (s: string): string => s.replace(/\|/g, '\\|');
   const out = [`| ${t.head.map(esc).join(' | ')} |`, `|${t.head.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`];
-  for (const r of t.rows) out.push(Array.isArray(r) ? `| ${r.map(esc).join(' | ')} |` : `| **${esc(r.section)}** |${' |'.repeat(t.head.length - 1)}`);
+  const cell = (s: string): string => esc(s).replace(/^ +/, (sp) => '&nbsp;'.repeat(sp.length)); // keep sub-row indents
+  for (const r of t.rows) out.push(Array.isArray(r) ? `| ${r.map(cell).join(' | ')} |` : `| **${esc(r.section)}** |${' |'.repeat(t.head.length - 1)}`);
   return out.join('\n');
 }
 
@@ -437,7 +463,7 @@ function labTable(l: NonNullable<Results['lab']>): Table {
       ),
     );
     rows.push(['sparkler Guest-boot-time (its log: start → 123 written)', stat(vals(so, (r) => (r.bootTimerUs === null ? null : r.bootTimerUs / 1000)), sec), 'n/a', '', '', '']);
-    rows.push(['guest printk clock at reboot (diagnostic)', stat(vals(so, (r) => (r.guestClockS === null ? null : r.guestClockS * 1000)), sec), stat(vals(qo, (r) => (r.guestClockS === null ? null : r.guestClockS * 1000)), sec), '', '', '']);
+    rows.push(['guest kernel clock at reboot (diagnostic, see notes)', stat(vals(so, (r) => (r.guestClockS === null ? null : r.guestClockS * 1000)), sec), stat(vals(qo, (r) => (r.guestClockS === null ? null : r.guestClockS * 1000)), sec), '', '', '']);
   }
   const warm = l.records.filter((r) => r.warmup);
   if (warm.length) {
@@ -485,11 +511,18 @@ function report(r: Results, markdown: boolean): string {
     const m = r.lab.machine;
     kv('lab', `nproc ${m.nproc}, ${m.cpuModel}, ${m.memTotalMiB} MiB, kernel ${m.kernel}, KVM: ${m.kvmModule}, THP ${m.thp}, QEMU ${m.qemu}`);
     kv('guest', `${path.basename(r.lab.params.kernel)} (${(r.lab.guestFiles.kernelBytes / 1048576).toFixed(1)} MiB, Debian cloud kernel) + initramfs (${(r.lab.guestFiles.initrdBytes / 1048576).toFixed(1)} MiB, busybox), ${r.lab.params.memMib} MiB`);
-    kv('cmdline', `\`${r.lab.params.cmdline}\` (QEMU: reboot=t)`);
+    const adds = r.lab.sparklerAdds.length ? ` + \`${r.lab.sparklerAdds.join(' ')}\` (appended by sparkler itself)` : '';
+    kv('cmdline', `sparkler: \`${r.lab.params.cmdline}\`${adds}; QEMU: \`${r.lab.params.qemuCmdline}\``);
     kv('method', `one lab session, ${r.lab.params.runs} boots per VMM and vCPU count, alternating sparkler/QEMU, ${r.lab.params.warmups} warm-up boot(s) each first; lab session ${r.lab.wallS.toFixed(0)} s`);
-    kv('qemu', `\`qemu-system-x86_64 -M microvm,acpi=on -accel kvm -cpu host -m ${r.lab.params.memMib} -smp N -nodefaults -no-user-config -nographic -serial stdio -kernel … -initrd … -append … -no-reboot\``);
+    kv('qemu', `\`qemu-system-x86_64 -M ${r.lab.params.qemuMachine} -accel kvm -cpu host -m ${r.lab.params.memMib} -smp N -nodefaults -no-user-config -nographic -serial stdio -kernel … -initrd … -append … -no-reboot\``);
     const c = r.lab.concurrency;
-    kv('noise', c.otherLabs ? `WARNING: ${c.otherLabs} other kvm-lab machine(s) ran on this host during the lab run (max load ${c.maxLoad1.toFixed(2)}): timings are noisy, rerun` : `no other kvm-lab machine seen during the lab run (max load ${c.maxLoad1.toFixed(2)})`);
+    // The lab itself keeps ~2 host CPUs busy (TCG threads): only other labs, or load well beyond that, skew it.
+    const busy = c.otherLabs > 0 || c.maxLoad1 > h.nproc + 1.5;
+    kv(
+      'noise',
+      `${busy ? 'WARNING: ' : ''}${c.otherLabs} other kvm-lab machine(s) seen during the lab run, max load ${c.maxLoad1.toFixed(2)} on ${h.nproc} CPUs (the lab's own share included)` +
+        (busy ? ': timings are noisy, rerun' : ''),
+    );
   }
   p();
   if (r.lab) {
@@ -512,6 +545,7 @@ function report(r: Results, markdown: boolean): string {
   const notes = [
     'Lab times are wall times from spawn() in the lab to the console line / process exit; the lab emulates the CPU (TCG), so compare ratios from the same run, not absolute figures.',
     'Memory is sampled from /proc/<pid>/status (RssAnon) and /proc/<pid>/smaps when SPARKLER-GUEST-UP appears. Guest RAM is an anonymous private mapping in both VMMs, so the RAM the guest has touched counts in RssAnon; "beyond guest RAM" = smaps Anonymous of the whole process minus that of the guest RAM mapping (the VMM\'s own heap, stacks, buffers). With THP the guest\'s RAM is touched in 2 MiB units.',
+    'Guest kernel clock: the printk timestamp of the guest\'s "reboot: Restarting system" line, i.e. how long the guest kernel ran by its own kvm-clock (which starts at its kvm-clock set-up); the rest of spawn → exit is VMM start-up, firmware, kernel decompression and early boot. A large difference between the VMMs here points at device models or timekeeping, not at VMM start-up.',
     'first_insn (bench/guests/first_insn.S) maps the boot-timer page and writes 123 to 0xc0000000 in its 10th instruction, so its Guest-boot-time is the VMM\'s start-up up to the first guest instructions (on kvm_pvm each is emulated, ~0.3 µs). Guest-boot-time counts from Node\'s time origin (process start as Node sees it); the "from spawn" row also counts fork/exec and /usr/bin/env.',
   ];
   if (markdown) for (const n of notes) p(`- ${n}`);
@@ -539,7 +573,7 @@ const results: Results = {
   date: hostInfo.date,
   commit: await gitCommit(),
   host: { ...hostInfo, kvm: hostInfo.kvmModule + (hostRunsLinuxGuests() ? ' (hardware virtualization)' : '') },
-  options: { runs: o.runs, vcpus: o.vcpus, warmups: o.warmups, nativeRuns: o.nativeRuns, labRetries: o.labRetries, lab: o.lab, native: o.native },
+  options: { runs: o.runs, vcpus: o.vcpus, warmups: o.warmups, nativeRuns: o.nativeRuns, labRetries: o.labRetries, qemuMachine: o.qemuMachine, lab: o.lab, native: o.native },
   native: null,
   lab: null,
 };

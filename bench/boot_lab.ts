@@ -60,7 +60,7 @@ function command(vmm: 'sparkler' | 'qemu', vcpus: number): { file: string; args:
   return {
     file: p.qemu,
     args: [
-      '-M', 'microvm,acpi=on', '-accel', 'kvm', '-cpu', 'host',
+      '-M', p.qemuMachine, '-accel', 'kvm', '-cpu', 'host',
       '-m', String(p.memMib), '-smp', String(vcpus),
       '-nodefaults', '-no-user-config', '-nographic', '-serial', 'stdio',
       '-kernel', p.kernel, '-initrd', p.initrd, '-append', p.qemuCmdline, '-no-reboot',

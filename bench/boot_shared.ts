@@ -14,6 +14,8 @@ export interface LabParams {
   /** The sparkler guest's command line; QEMU gets it with reboot=k replaced by reboot=t. */
   cmdline: string;
   qemuCmdline: string;
+  /** QEMU's -M value (default microvm,acpi=on). */
+  qemuMachine: string;
   memMib: number;
   /** vCPU counts, one alternating pass each. */
   vcpus: number[];
@@ -45,6 +47,8 @@ export interface MemSample {
   guestRam: GuestRamVma | null;
   /** smaps Anonymous minus the guest RAM mapping's: the VMM's own private memory. */
   beyondGuestKiB: number | null;
+  /** The largest other anonymous mappings (where the VMM's own memory is), for follow-up work. */
+  topOtherAnon: Array<{ range: string; perms: string; path: string; sizeKiB: number; anonKiB: number }>;
 }
 
 export interface GuestRamVma {
@@ -184,6 +188,11 @@ export function sampleMemory(pid: number, memMib: number, atMs: number): MemSamp
   const vmas = readSmaps(pid);
   const guestRam = findGuestRamVma(vmas, memMib);
   const smapsAnonKiB = vmas.reduce((n, v) => n + v.anonKiB, 0);
+  const topOtherAnon = vmas
+    .filter((v) => v.range !== guestRam?.range && v.anonKiB > 0)
+    .sort((a, b) => b.anonKiB - a.anonKiB)
+    .slice(0, 10)
+    .map(({ range, perms, path, sizeKiB, anonKiB }) => ({ range, perms, path, sizeKiB, anonKiB }));
   return {
     atMs,
     vmRssKiB: st.VmRSS ?? NaN,
@@ -193,6 +202,7 @@ export function sampleMemory(pid: number, memMib: number, atMs: number): MemSamp
     smapsAnonKiB,
     guestRam,
     beyondGuestKiB: guestRam ? smapsAnonKiB - guestRam.anonKiB : null,
+    topOtherAnon,
   };
 }
 
