@@ -4,6 +4,9 @@
  * devices, ACPI tables, boot parameters, then the vCPUs' initial state.
  */
 import fs from 'node:fs';
+import type { Worker } from 'node:worker_threads';
+import { MAP_PRIVATE, O_RDONLY, PROT_READ } from '../generated/libc.js';
+import * as libc from '../sys/libc.js';
 import { Kvm } from '../kvm/kvm.js';
 import { Cmdline, loadKernel, type KernelLoadResult } from '../loader/index.js';
 import type { GuestMemory } from '../memory/guest_memory.js';
@@ -55,19 +58,37 @@ export class BuildError extends Error {
   override name = 'BuildError';
 }
 
-function readFile(path: string, what: string): Uint8Array {
+/**
+ * A read-only, private mapping of a file (kernel, initrd): the loader copies
+ * from page-cache pages straight into guest RAM, and no copy of the image
+ * stays on the VMM's heap once the VM is built.
+ */
+function mapFile(path: string, what: string): { bytes: Uint8Array; unmap: () => void } {
+  let fd: number;
   try {
-    return fs.readFileSync(path);
+    fd = libc.open(path, O_RDONLY);
   } catch (e) {
-    throw new BuildError(`cannot read the ${what} ${path}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new BuildError(`cannot read the ${what} ${path}: ${(e as Error).message}`);
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size === 0) throw new BuildError(`the ${what} ${path} is empty`);
+    const addr = libc.mmap(size, PROT_READ, MAP_PRIVATE, fd, 0);
+    return { bytes: new Uint8Array(libc.view(addr, size)), unmap: () => libc.munmap(addr, size) };
+  } finally {
+    libc.close(fd);
   }
 }
 
 function loadInitrd(mem: GuestMemory, memSize: number, path: string, kernel: KernelLoadResult): InitrdPlacement {
-  const data = readFile(path, 'initrd');
-  const addr = initrdAddress(memSize, data.byteLength, kernel.initrdAddrMax, kernel.kernelEnd);
-  mem.write(addr, data);
-  return { addr, size: data.byteLength };
+  const file = mapFile(path, 'initrd');
+  try {
+    const addr = initrdAddress(memSize, file.bytes.byteLength, kernel.initrdAddrMax, kernel.kernelEnd);
+    mem.write(addr, file.bytes);
+    return { addr, size: file.bytes.byteLength };
+  } finally {
+    file.unmap();
+  }
 }
 
 function writeBootParams(mem: GuestMemory, memSize: number, kernel: KernelLoadResult, cmdline: Uint8Array, initrd: InitrdPlacement | undefined, rsdpAddr: number): BootEntry {
@@ -91,9 +112,9 @@ function writeBootParams(mem: GuestMemory, memSize: number, kernel: KernelLoadRe
   return { kind: 'linux64', rip: kernel.entry64 };
 }
 
-export function buildMicroVm(spec: MachineSpec, log: VmmLog): Vmm {
+/** `threads`: vCPU threads started ahead of time (one per vCPU), to overlap their start-up with the build. */
+export function buildMicroVm(spec: MachineSpec, log: VmmLog, threads: Worker[] = []): Vmm {
   const memSize = spec.memSizeMib * SIZES.MiB;
-  const kernelImage = readFile(spec.kernelImagePath, 'kernel image');
 
   const kvm = new Kvm();
   kvm.requireExtensions(['IRQCHIP', 'USER_MEMORY', 'SET_TSS_ADDR', 'EXT_CPUID', 'PIT2', 'IRQFD', 'IOEVENTFD', 'IMMEDIATE_EXIT']);
@@ -110,7 +131,13 @@ export function buildMicroVm(spec: MachineSpec, log: VmmLog): Vmm {
     registerGuestMemory(vm, memory.memory);
     const mem = memory.memory;
 
-    const kernel = loadKernel(kernelImage, mem);
+    const kernelImage = mapFile(spec.kernelImagePath, 'kernel image');
+    let kernel: KernelLoadResult;
+    try {
+      kernel = loadKernel(kernelImage.bytes, mem);
+    } finally {
+      kernelImage.unmap();
+    }
     const initrd = spec.initrdPath ? loadInitrd(mem, memSize, spec.initrdPath, kernel) : undefined;
     const cmdlineBuilder = Cmdline.from(spec.bootArgs, CMDLINE_MAX_SIZE);
     // The microVM has no PCI bus: say so, or the kernel probes for config space and logs "PCI: Fatal".
@@ -167,7 +194,7 @@ export function buildMicroVm(spec: MachineSpec, log: VmmLog): Vmm {
       setupSregs(mem, fd, entry.kind);
       setupFpu(fd);
       setupLint(fd);
-      vcpus.push(new Vcpu(fd, devices, log));
+      vcpus.push(new Vcpu(fd, devices, log, threads[id]));
     }
 
     const console = new SerialConsole(serial);

@@ -166,10 +166,14 @@ export class VmmController {
     const spec = this.machineSpec();
     this.starting = true;
     let vmm: Vmm;
+    // vCPU threads boot while the builder loads and the VM is put together.
+    const { spawnVcpuThread } = await import('./vstate/vcpu_thread.js');
+    const threads = Array.from({ length: spec.vcpuCount }, (_, i) => spawnVcpuThread(i));
     try {
       const { buildMicroVm } = await preloadBuilder();
-      vmm = buildMicroVm(spec, this.opts.log);
+      vmm = buildMicroVm(spec, this.opts.log, threads);
     } catch (e) {
+      for (const t of threads) void t.terminate();
       throw new VmmActionError(400, `Start microvm error: ${(e as Error).message}`);
     } finally {
       this.starting = false;

@@ -42,7 +42,8 @@ export class Vcpu {
   private worker: Worker | undefined;
   private exited: Promise<VcpuStop> | undefined;
 
-  constructor(readonly fd: VcpuFd, private readonly devices: LegacyDevicesSpec, private readonly log: VcpuLog) {}
+  /** `thread`: a vCPU thread started ahead of time (spawnVcpuThread), else one is started by run(). */
+  constructor(readonly fd: VcpuFd, private readonly devices: LegacyDevicesSpec, private readonly log: VcpuLog, private readonly thread?: Worker) {}
 
   get id(): number {
     return this.fd.id;
@@ -62,7 +63,7 @@ export class Vcpu {
     if (this.exited) return this.exited;
     const { addr, size } = this.fd.runMapping;
     const workerData: VcpuWorkerData = { id: this.id, fd: this.fd.fd, runAddr: addr, runSize: size, control: this.control.sab, devices: this.devices };
-    const worker = new Worker(WORKER_URL, { workerData, name: `fc_vcpu ${this.id}` });
+    const worker = this.thread ?? new Worker(WORKER_URL, { workerData, name: `fc_vcpu ${this.id}` });
     this.worker = worker;
     this.exited = new Promise<VcpuStop>((resolve) => {
       let stop: VcpuStop | undefined;
@@ -78,6 +79,7 @@ export class Vcpu {
         resolve(stop ?? { reason: 'error', exitCode: 2, message: `vCPU ${this.id} thread ended without a reason` });
       });
     });
+    if (this.thread) worker.postMessage(workerData);
     return this.exited;
   }
 

@@ -65,12 +65,17 @@ function runLoop(data: VcpuWorkerData): VcpuStop {
   }
 }
 
-const data = workerData as VcpuWorkerData;
-let stop: VcpuStop;
-try {
-  stop = runLoop(data);
-} catch (e) {
-  stop = { reason: 'error', exitCode: 2, message: `vCPU ${data.id}: unexpected error: ${e instanceof Error ? e.message : String(e)}` };
+function start(data: VcpuWorkerData): void {
+  let stop: VcpuStop;
+  try {
+    stop = runLoop(data);
+  } catch (e) {
+    stop = { reason: 'error', exitCode: 2, message: `vCPU ${data.id}: unexpected error: ${e instanceof Error ? e.message : String(e)}` };
+  }
+  new VcpuControl(data.control).state = STATE.EXITED;
+  post({ type: 'exit', stop });
 }
-new VcpuControl(data.control).state = STATE.EXITED;
-post({ type: 'exit', stop });
+
+// Started with its vCPU, or ahead of time (vcpu_thread.ts): then the vCPU arrives as the first message.
+if (workerData) start(workerData as VcpuWorkerData);
+else parentPort!.once('message', (m: VcpuWorkerData) => start(m));
