@@ -10,7 +10,7 @@
  * `processQueue(index)` call.
  */
 import type { GuestMemory } from '../../../memory/guest_memory.js';
-import { QueueError, type Queue, type QueueErrorKind } from '../../../virtio/queue/index.js';
+import { QueueError, type DescriptorChain, type Queue, type QueueErrorKind } from '../../../virtio/queue/index.js';
 
 export interface ActivateContext {
   mem: GuestMemory;
@@ -71,6 +71,29 @@ export function rejectableChainHead(e: unknown, queue: Queue): number | undefine
   const head = e.head;
   if (head === undefined || !Number.isInteger(head) || head < 0 || head >= queue.size) return undefined;
   return head;
+}
+
+/** popChain's answer for a bad chain it gave back to the driver. */
+export const REJECTED = Symbol('rejected chain');
+
+/**
+ * Pops the next descriptor chain (re-enabling notifications when the ring is
+ * empty, unless `enableNotification` is false). A chain the queue refuses on
+ * its own (a bad descriptor: see CHAIN_ERROR_KINDS) goes back to the driver
+ * with length 0 and is reported through `onReject`; a broken ring throws.
+ */
+export function popChain(
+  q: Queue, mem: GuestMemory, onReject: (e: Error) => void, enableNotification = true,
+): DescriptorChain | undefined | typeof REJECTED {
+  try {
+    return enableNotification ? q.popAvailOrEnableNotification(mem) : q.popAvail(mem);
+  } catch (e) {
+    const head = rejectableChainHead(e, q);
+    if (head === undefined) throw e;
+    onReject(e as Error);
+    q.addUsed(mem, head, 0);
+    return REJECTED;
+  }
 }
 
 /**

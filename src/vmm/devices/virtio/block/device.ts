@@ -30,7 +30,7 @@ import type { GuestMemory } from '../../../../memory/guest_memory.js';
 import * as libc from '../../../../sys/libc.js';
 import { guestSegments, type DescriptorChain, type Queue } from '../../../../virtio/queue/index.js';
 import { RateLimiter, type BucketUpdate } from '../../../rate_limiter/index.js';
-import { rejectableChainHead, retryDelayMs, type ActivateContext, type VirtioBackend } from '../backend.js';
+import { popChain, REJECTED, retryDelayMs, type ActivateContext, type VirtioBackend } from '../backend.js';
 import { transfer } from './io.js';
 import { createBlockMetrics, recordLatency, type BlockMetrics } from './metrics.js';
 import { parseRequest, type BlockRequest } from './request.js';
@@ -208,15 +208,11 @@ export class BlockBackend implements VirtioBackend {
 
     let usedAny = false;
     for (;;) {
-      let chain: DescriptorChain | undefined;
-      try {
-        chain = q.popAvailOrEnableNotification(mem);
-      } catch (e) {
-        const head = rejectableChainHead(e, q);
-        if (head === undefined) throw e;
+      const chain = popChain(q, mem, (e) => {
         logger.error(`block ${this.driveId}: ${(e as Error).message}`);
         m['execute_fails']++;
-        q.addUsed(mem, head, 0);
+      });
+      if (chain === REJECTED) {
         usedAny = true;
         continue;
       }

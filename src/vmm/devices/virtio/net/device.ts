@@ -67,7 +67,7 @@ import { GuestMemoryError, type GuestMemory } from '../../../../memory/guest_mem
 import * as libc from '../../../../sys/libc.js';
 import { fullFence, QueueError, type DescriptorChain, type Queue } from '../../../../virtio/queue/index.js';
 import { RateLimiter, type BucketUpdate } from '../../../rate_limiter/index.js';
-import { rejectableChainHead, retryDelayMs, type ActivateContext, type BackendEvents, type VirtioBackend } from '../backend.js';
+import { popChain, REJECTED, retryDelayMs, type ActivateContext, type BackendEvents, type VirtioBackend } from '../backend.js';
 import { fsWritev, HostMap, hostScratch, IoVecArray } from './iovec.js';
 import { createNetMetrics, recordTapWriteLatency, type NetMetrics } from './metrics.js';
 import { RxBuffers, type RxFrame } from './rx_buffers.js';
@@ -477,15 +477,11 @@ export class NetBackend implements VirtioBackend {
     let returned = false;
     let iovFull = false;
     while (!enough()) {
-      let chain: DescriptorChain | undefined;
-      try {
-        chain = q.popAvailOrEnableNotification(mem);
-      } catch (e) {
-        const head = rejectableChainHead(e, q);
-        if (head === undefined) throw e;
+      const chain = popChain(q, mem, (e) => {
         logger.error(`net ${this.id}: rx: ${(e as Error).message}`);
         m['rx_fails']++;
-        q.addUsed(mem, head, 0);
+      });
+      if (chain === REJECTED) {
         returned = true;
         continue;
       }
@@ -538,15 +534,11 @@ export class NetBackend implements VirtioBackend {
 
     let used = false;
     for (;;) {
-      let chain: DescriptorChain | undefined;
-      try {
-        chain = q.popAvailOrEnableNotification(mem);
-      } catch (e) {
-        const head = rejectableChainHead(e, q);
-        if (head === undefined) throw e;
+      const chain = popChain(q, mem, (e) => {
         logger.error(`net ${this.id}: tx: ${(e as Error).message}`);
         m['tx_fails']++;
-        q.addUsed(mem, head, 0);
+      });
+      if (chain === REJECTED) {
         used = true;
         continue;
       }

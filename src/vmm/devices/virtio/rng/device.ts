@@ -18,7 +18,7 @@ import { logger } from '../../../../logger/logger.js';
 import type { GuestMemory } from '../../../../memory/guest_memory.js';
 import type { DescriptorChain, Queue } from '../../../../virtio/queue/index.js';
 import { RateLimiter, type BucketUpdate } from '../../../rate_limiter/index.js';
-import { rejectableChainHead, retryDelayMs, type ActivateContext, type VirtioBackend } from '../backend.js';
+import { popChain, REJECTED, retryDelayMs, type ActivateContext, type VirtioBackend } from '../backend.js';
 import { createEntropyMetrics, type EntropyMetrics } from './metrics.js';
 
 /** One queue of FIRECRACKER_MAX_QUEUE_SIZE. */
@@ -109,15 +109,11 @@ export class EntropyBackend implements VirtioBackend {
 
     let usedAny = false;
     for (;;) {
-      let chain: DescriptorChain | undefined;
-      try {
-        chain = q.popAvailOrEnableNotification(mem);
-      } catch (e) {
-        const head = rejectableChainHead(e, q);
-        if (head === undefined) throw e;
+      const chain = popChain(q, mem, (e) => {
         logger.error(`entropy: ${(e as Error).message}`);
         m['entropy_event_fails']++;
-        q.addUsed(mem, head, 0);
+      });
+      if (chain === REJECTED) {
         usedAny = true;
         continue;
       }

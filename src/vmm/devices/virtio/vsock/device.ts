@@ -48,7 +48,7 @@ import { logger } from '../../../../logger/logger.js';
 import type { GuestMemory } from '../../../../memory/guest_memory.js';
 import * as libc from '../../../../sys/libc.js';
 import type { DescriptorChain, Queue } from '../../../../virtio/queue/index.js';
-import { rejectableChainHead, type ActivateContext, type BackendEvents, type VirtioBackend } from '../backend.js';
+import { popChain, REJECTED, type ActivateContext, type BackendEvents, type VirtioBackend } from '../backend.js';
 import { createVsockMetrics, createVsockStats, type VsockMetrics, type VsockStats } from './metrics.js';
 import { listenUnix, VSOCK_MAX_CONNECTIONS, VsockMuxer } from './muxer.js';
 import { decodeHeader, encodeHeader, VSOCK_MAX_PKT_BUF_SIZE, type VsockHeader } from './packet.js';
@@ -227,19 +227,10 @@ export class VsockBackend implements VirtioBackend {
     const a = this.active;
     if (!a) return false;
     const q = a.queues[VSOCK_EVQ]!;
-    let chain: DescriptorChain | undefined;
-    for (;;) {
-      try {
-        chain = q.popAvail(a.mem);
-      } catch (e) {
-        const head = rejectableChainHead(e, q);
-        if (head === undefined) throw e;
-        this.metrics['ev_queue_event_fails']++;
-        q.addUsed(a.mem, head, 0);
-        continue;
-      }
-      break;
-    }
+    let chain: DescriptorChain | undefined | typeof REJECTED;
+    do {
+      chain = popChain(q, a.mem, () => { this.metrics['ev_queue_event_fails']++; }, false);
+    } while (chain === REJECTED);
     if (!chain) {
       this.metrics['ev_queue_event_fails']++;
       return false;
@@ -271,15 +262,11 @@ export class VsockBackend implements VirtioBackend {
     const mem = a.mem;
     let used = false;
     for (;;) {
-      let chain: DescriptorChain | undefined;
-      try {
-        chain = q.popAvailOrEnableNotification(mem);
-      } catch (e) {
-        const head = rejectableChainHead(e, q);
-        if (head === undefined) throw e;
+      const chain = popChain(q, mem, (e) => {
         this.metrics['tx_queue_event_fails']++;
         logger.error(`vsock: tx queue: ${(e as Error).message}`);
-        q.addUsed(mem, head, 0);
+      });
+      if (chain === REJECTED) {
         used = true;
         continue;
       }
@@ -319,15 +306,11 @@ export class VsockBackend implements VirtioBackend {
     const mem = a.mem;
     let used = false;
     while (this.muxer.hasPendingRx()) {
-      let chain: DescriptorChain | undefined;
-      try {
-        chain = q.popAvailOrEnableNotification(mem);
-      } catch (e) {
-        const head = rejectableChainHead(e, q);
-        if (head === undefined) throw e;
+      const chain = popChain(q, mem, (e) => {
         this.metrics['rx_queue_event_fails']++;
         logger.error(`vsock: rx queue: ${(e as Error).message}`);
-        q.addUsed(mem, head, 0);
+      });
+      if (chain === REJECTED) {
         used = true;
         continue;
       }
