@@ -29,8 +29,7 @@ import {
   VIRTQ_DESC_F_NEXT,
   featureBit,
   hasFeature,
-  virtqUsedRingSize,
-} from '../../src/generated/virtio.js';
+  virtqUsedRingSize, VIRTIO_F_RING_INDIRECT_DESC, VIRTIO_BLK_F_SEG_MAX } from '../../src/generated/virtio.js';
 import * as libc from '../../src/sys/libc.js';
 import { QueueError } from '../../src/virtio/queue/index.js';
 import { BlockBackend, type CacheType } from '../../src/vmm/devices/virtio/block/index.js';
@@ -196,16 +195,18 @@ test('identity: device type, one queue of 256, features by cache type and read-o
   const wb = new BlockBackend({ fd, sizeBytes: 3 * MiB + 100, readOnly: false, cacheType: 'Writeback', driveId: 'a' });
   assert.equal(wb.deviceType, VIRTIO_ID_BLOCK);
   assert.deepEqual([...wb.queueMaxSizes], [256]);
-  assert.equal(wb.availFeatures, featureBit(VIRTIO_F_RING_EVENT_IDX) | featureBit(VIRTIO_BLK_F_FLUSH));
+  const base = featureBit(VIRTIO_F_RING_EVENT_IDX) | featureBit(VIRTIO_F_RING_INDIRECT_DESC) | featureBit(VIRTIO_BLK_F_SEG_MAX);
+  assert.equal(wb.availFeatures, base | featureBit(VIRTIO_BLK_F_FLUSH));
   assert.ok(!hasFeature(wb.availFeatures, VIRTIO_F_VERSION_1), 'the transport adds VERSION_1');
   const cfg = wb.configSpace();
-  assert.equal(cfg.length, 8);
+  assert.equal(cfg.length, 16);
   assert.equal(new DataView(cfg.buffer).getBigUint64(0, true), BigInt((3 * MiB) / 512), 'capacity in sectors, tail bytes hidden');
+  assert.equal(new DataView(cfg.buffer).getUint32(12, true), 128, 'seg_max: requests of up to 128 segments');
 
   const unsafe = new BlockBackend({ fd, sizeBytes: 4096, readOnly: false, cacheType: 'Unsafe', driveId: 'b' });
-  assert.equal(unsafe.availFeatures, featureBit(VIRTIO_F_RING_EVENT_IDX), 'Unsafe: no FLUSH');
+  assert.equal(unsafe.availFeatures, base, 'Unsafe: no FLUSH');
   const ro = new BlockBackend({ fd, sizeBytes: 4096, readOnly: true, cacheType: 'Unsafe', driveId: 'c' });
-  assert.equal(ro.availFeatures, featureBit(VIRTIO_F_RING_EVENT_IDX) | featureBit(VIRTIO_BLK_F_RO));
+  assert.equal(ro.availFeatures, base | featureBit(VIRTIO_BLK_F_RO));
 
   assert.throws(() => new BlockBackend({ fd, sizeBytes: -1, readOnly: false, cacheType: 'Unsafe', driveId: 'x' }), RangeError);
   assert.throws(() => new BlockBackend({ fd, sizeBytes: 1, readOnly: false, cacheType: 'Bogus' as CacheType, driveId: 'x' }), RangeError);

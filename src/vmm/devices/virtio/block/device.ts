@@ -16,12 +16,14 @@
  */
 import {
   VIRTIO_BLK_F_FLUSH,
+  VIRTIO_BLK_F_SEG_MAX,
   VIRTIO_BLK_F_RO,
   VIRTIO_BLK_ID_BYTES,
   VIRTIO_BLK_S_IOERR,
   VIRTIO_BLK_S_OK,
   VIRTIO_BLK_SECTOR_SIZE,
   VIRTIO_F_RING_EVENT_IDX,
+  VIRTIO_F_RING_INDIRECT_DESC,
   VIRTIO_ID_BLOCK,
   featureBit,
 } from '../../../../generated/virtio.js';
@@ -40,7 +42,16 @@ export type CacheType = 'Unsafe' | 'Writeback';
 /** Firecracker's BLOCK_QUEUE_SIZES: one queue of FIRECRACKER_MAX_QUEUE_SIZE. */
 export const BLOCK_QUEUE_SIZES: readonly number[] = [256];
 /** Bytes of the config space: `le64 capacity` only, as Firecracker. */
-export const BLOCK_CONFIG_SIZE = 8;
+/** Config space: capacity (le64 at 0), size_max (le32 at 8, not offered), seg_max (le32 at 12). */
+export const BLOCK_CONFIG_SIZE = 16;
+const CONFIG_SEG_MAX_OFFSET = 12;
+/**
+ * Most data segments per request (VIRTIO_BLK_F_SEG_MAX). Without it Linux
+ * assumes one, and every request is a single 4 KiB page: measured in the lab,
+ * sequential I/O then runs at ~0.15x QEMU's (which offers 254). Must stay
+ * below the queue size less the header and status descriptors.
+ */
+export const BLOCK_SEG_MAX = 128;
 
 export interface BlockBackendOptions {
   /** Open file descriptor of the backing file (read-write unless readOnly). */
@@ -115,7 +126,8 @@ export class BlockBackend implements VirtioBackend {
     this.driveId = opts.driveId;
     this.idBytes = blockDeviceId(opts.driveId);
     this.rateLimiter = opts.rateLimiter ?? new RateLimiter();
-    let f = featureBit(VIRTIO_F_RING_EVENT_IDX);
+    // Indirect descriptors let a request of BLOCK_SEG_MAX segments take one ring slot.
+    let f = featureBit(VIRTIO_F_RING_EVENT_IDX) | featureBit(VIRTIO_F_RING_INDIRECT_DESC) | featureBit(VIRTIO_BLK_F_SEG_MAX);
     if (opts.cacheType === 'Writeback') f |= featureBit(VIRTIO_BLK_F_FLUSH);
     if (opts.readOnly) f |= featureBit(VIRTIO_BLK_F_RO);
     this.availFeatures = f;
@@ -144,7 +156,9 @@ export class BlockBackend implements VirtioBackend {
   /** struct virtio_blk_config up to `capacity` (le64, 512-byte sectors). */
   configSpace(): Uint8Array {
     const out = new Uint8Array(BLOCK_CONFIG_SIZE);
-    new DataView(out.buffer).setBigUint64(0, this._capacitySectors, true);
+    const dv = new DataView(out.buffer);
+    dv.setBigUint64(0, this._capacitySectors, true);
+    dv.setUint32(CONFIG_SEG_MAX_OFFSET, BLOCK_SEG_MAX, true);
     return out;
   }
 
