@@ -22,7 +22,7 @@ import { EventFdTrigger } from './devices/irq.js';
 import { I8042 } from './devices/legacy/i8042/i8042.js';
 import { SerialConsole } from './devices/legacy/serial/console.js';
 import { Serial } from './devices/legacy/serial/serial.js';
-import { consoleSink, type LegacyDevicesSpec } from './device_manager.js';
+import { consoleSink, type DevicesSpec } from './device_manager.js';
 import { createGuestMemory, registerGuestMemory, unmapGuestMemory } from './vstate/memory.js';
 import { installKickHandler, Vcpu } from './vstate/vcpu.js';
 import { Vmm, type VmmLog } from './vmm.js';
@@ -154,7 +154,7 @@ export function buildMicroVm(spec: MachineSpec, log: VmmLog, threads: Worker[] =
     const kbdIrq = new EventFdTrigger(vm, I8042_IRQ);
     const serial = new Serial(serialIrq, consoleSink(1));
     const i8042 = new I8042(kbdIrq, () => undefined);
-    const devices: LegacyDevicesSpec = {
+    const devices: DevicesSpec = {
       serial: { state: serial.sharedState, irqFd: serialIrq.fd },
       i8042: { state: i8042.sharedState, irqFd: kbdIrq.fd },
       ...(spec.bootTimer ? { bootTimer: { startUs: spec.startTimeUs, startCpuUs: spec.startCpuUs } } : {}),

@@ -1,9 +1,11 @@
 /**
- * The legacy devices of a microVM and where they sit on the buses.
+ * A microVM's devices as the vCPU threads see them: the legacy devices (UART,
+ * i8042, boot timer) and the virtio-mmio register windows, on the PIO and
+ * MMIO buses.
  *
  * The main thread creates the devices (their shared state and irqfds) and
- * describes them in a plain, cloneable `LegacyDevicesSpec`; each vCPU thread
- * rebuilds its own buses over the same shared state with `attachLegacyDevices`.
+ * describes them in a plain, cloneable `DevicesSpec`; each vCPU thread
+ * rebuilds its own buses over the same shared state with `attachDevices`.
  */
 import fs from 'node:fs';
 import { BOOT_TIMER_ADDR, BOOT_TIMER_SIZE, COM1_PORT, I8042_DATA_PORT, VIRTIO_MMIO_SIZE } from './arch/x86_64/layout.js';
@@ -18,7 +20,7 @@ import { signalEventFd } from './event_manager.js';
 import { MmioTransport } from './devices/virtio/mmio/transport.js';
 import type { VirtioDeviceWiring } from './devices/virtio/wiring.js';
 
-export interface LegacyDevicesSpec {
+export interface DevicesSpec {
   serial: { state: SharedArrayBuffer; irqFd: number };
   i8042: { state: SharedArrayBuffer; irqFd: number };
   /** Present with --boot-timer: process start in CLOCK_MONOTONIC µs and CPU µs. */
@@ -29,7 +31,7 @@ export interface LegacyDevicesSpec {
   virtio: VirtioDeviceWiring[];
 }
 
-export interface LegacyDeviceHooks {
+export interface DeviceHooks {
   /** The guest asked the i8042 for a CPU reset. */
   onReset: () => void;
   info: (msg: string) => void;
@@ -58,14 +60,14 @@ export function consoleSink(fd: number): (b: number) => void {
   };
 }
 
-export interface LegacyBuses {
+export interface DeviceBuses {
   pio: Bus;
   mmio: Bus;
   serial: Serial;
   i8042: I8042;
 }
 
-export function attachLegacyDevices(spec: LegacyDevicesSpec, hooks: LegacyDeviceHooks): LegacyBuses {
+export function attachDevices(spec: DevicesSpec, hooks: DeviceHooks): DeviceBuses {
   const pio = new Bus('pio');
   const mmio = new Bus('mmio');
   const serial = new Serial(new EventFdIrq(spec.serial.irqFd), consoleSink(spec.consoleFd), spec.serial.state);

@@ -12,7 +12,7 @@ import { Worker } from 'node:worker_threads';
 import { SIGUSR2 } from '../../generated/libc.js';
 import * as libc from '../../sys/libc.js';
 import type { VcpuFd } from '../../kvm/vcpu_fd.js';
-import type { LegacyDevicesSpec } from '../device_manager.js';
+import type { DevicesSpec } from '../device_manager.js';
 import type { VcpuStop } from './vcpu_exit.js';
 import { REQUEST, STATE, VcpuControl } from './vcpu_control.js';
 import type { VcpuMessage, VcpuWorkerData } from './vcpu_worker.js';
@@ -43,7 +43,7 @@ export class Vcpu {
   private exited: Promise<VcpuStop> | undefined;
 
   /** `thread`: a vCPU thread started ahead of time (spawnVcpuThread), else one is started by run(). */
-  constructor(readonly fd: VcpuFd, private readonly devices: LegacyDevicesSpec, private readonly log: VcpuLog, private readonly thread?: Worker) {}
+  constructor(readonly fd: VcpuFd, private readonly devices: DevicesSpec, private readonly log: VcpuLog, private readonly thread?: Worker) {}
 
   get id(): number {
     return this.fd.id;

@@ -8,7 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { VcpuFd } from '../../kvm/vcpu_fd.js';
 import { EAGAIN, EINTR } from '../../generated/libc.js';
 import { SysError, gettid } from '../../sys/libc.js';
-import { attachLegacyDevices, type LegacyDevicesSpec } from '../device_manager.js';
+import { attachDevices, type DevicesSpec } from '../device_manager.js';
 import { ExitHandler, EXIT_GENERIC_ERROR, EXIT_OK, type VcpuStop } from './vcpu_exit.js';
 import { REQUEST, STATE, VcpuControl } from './vcpu_control.js';
 
@@ -18,7 +18,7 @@ export interface VcpuWorkerData {
   runAddr: bigint;
   runSize: number;
   control: SharedArrayBuffer;
-  devices: LegacyDevicesSpec;
+  devices: DevicesSpec;
 }
 
 /** Messages a vCPU thread posts to the main thread. */
@@ -32,7 +32,7 @@ function runLoop(data: VcpuWorkerData): VcpuStop {
   const ctl = new VcpuControl(data.control);
   const vcpu = new VcpuFd(data.fd, data.id, data.runSize, data.runAddr);
   let resetRequested = false;
-  const buses = attachLegacyDevices(data.devices, {
+  const buses = attachDevices(data.devices, {
     onReset: () => { resetRequested = true; },
     info: (msg) => post({ type: 'log', level: 'info', msg }),
   });
