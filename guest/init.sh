@@ -101,12 +101,14 @@ case "$cmd" in
     ;;
   blkbench|netbench|devbench)
     # bench/devices (devbench = blkbench, then netbench). /bin/randread comes from an extra initramfs
-    # archive. Words: sparkler.bench_mib=M (dd size, default 64), sparkler.bench_rand_s=S (random-read
-    # seconds, default 5), sparkler.bench_net=HOSTIP:PORT:MIB (guest -> host TCP over eth0 = GUESTIP/30).
-    mib=64; rand_s=5; net=; gip=169.254.77.2
+    # archive. Words: sparkler.bench_mib=M (dd size, default 64), sparkler.bench_bs_kb=K (dd block size,
+    # default 1024), sparkler.bench_rand_s=S (random-read seconds, default 5),
+    # sparkler.bench_net=HOSTIP:PORT:MIB and sparkler.bench_guest_ip=IP (guest -> host TCP over eth0, a /30).
+    mib=64; bs_kb=1024; rand_s=5; net=; gip=169.254.77.2
     for word in $cmdline; do
       case "$word" in
         sparkler.bench_mib=*) mib=${word#*=} ;;
+        sparkler.bench_bs_kb=*) bs_kb=${word#*=} ;;
         sparkler.bench_rand_s=*) rand_s=${word#*=} ;;
         sparkler.bench_net=*) net=${word#*=} ;;
         sparkler.bench_guest_ip=*) gip=${word#*=} ;;
@@ -117,8 +119,13 @@ case "$cmd" in
       # busybox's dd reports no time: randread times it ("time seconds=S rc=N"); all echoed on one line.
       echo "blkbench vda-features=$(cat /sys/block/vda/device/features 2>&1) sectors=$(cat /sys/block/vda/size 2>&1)" \
         "max_segments=$(cat /sys/block/vda/queue/max_segments 2>&1) max_hw_sectors_kb=$(cat /sys/block/vda/queue/max_hw_sectors_kb 2>&1)"
-      echo "blkbench seqread bs=1048576" $(randread time dd if=/dev/vda of=/dev/null bs=1M count="$mib" iflag=direct 2>&1)
-      echo "blkbench seqwrite bs=1048576" $(randread time dd if=/dev/zero of=/dev/vda bs=1M count="$mib" seek="$mib" oflag=direct conv=notrunc 2>&1)
+      # The request counters (/sys/block/vda/stat) around each dd give the size of the requests the device saw.
+      echo "blkbench stat0" $(cat /sys/block/vda/stat 2>&1)
+      n=$((mib * 1024 / bs_kb))
+      echo "blkbench seqread bs=$((bs_kb * 1024))" $(randread time dd if=/dev/vda of=/dev/null bs="${bs_kb}k" count="$n" iflag=direct 2>&1)
+      echo "blkbench stat1" $(cat /sys/block/vda/stat 2>&1)
+      echo "blkbench seqwrite bs=$((bs_kb * 1024))" $(randread time dd if=/dev/zero of=/dev/vda bs="${bs_kb}k" count="$n" seek="$n" oflag=direct conv=notrunc 2>&1)
+      echo "blkbench stat2" $(cat /sys/block/vda/stat 2>&1)
       echo "blkbench" $(randread rand /dev/vda "$rand_s" 4096 2>&1)
     fi
     if [ "$cmd" != blkbench ] && [ -n "$net" ]; then

@@ -1,0 +1,287 @@
+/**
+ * The in-lab half of bench/devices: boots the Linux guest with
+ * `sparkler.cmd=devbench` alternately under sparkler and QEMU microvm, each
+ * with the same scratch disk (virtio-blk, cache unsafe) and the same TAP
+ * (virtio-net). The guest times dd (O_DIRECT 1 MiB sequential read and
+ * write) and randread (O_DIRECT 4 KiB random reads, queue depth 1) on its
+ * own clock, then sends a fixed amount over TCP to randread's sink on the
+ * TAP's host side, which times it on the host's clock.
+ * Runs as root where stock Linux guests boot (inside tools/kvm-lab/run
+ * here); writes its results (JSON) after every boot.
+ *   node dist/bench/devices_lab.js <params.json> <results.json>
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { machineInfo, nowMs, sampleMemory, type MemSample } from './boot_shared.js';
+import { guestErrors, parseGuest, parseSink, type DevLabParams, type DevLabResults, type DevRunRecord, type Vmm } from './devices_shared.js';
+
+const [paramsFile, resultsFile] = process.argv.slice(2);
+if (!paramsFile || !resultsFile) {
+  process.stderr.write('usage: devices_lab.js <params.json> <results.json>\n');
+  process.exit(2);
+}
+const p = JSON.parse(fs.readFileSync(paramsFile, 'utf8')) as DevLabParams;
+fs.mkdirSync(p.workDir, { recursive: true });
+const log = (msg: string): void => void process.stderr.write(`devices-lab: ${msg}\n`);
+
+const results: DevLabResults = {
+  params: p,
+  machine: await machineInfo(p.qemu),
+  startedAt: new Date().toISOString(),
+  finishedAt: null,
+  setup: [],
+  records: [],
+};
+
+function save(): void {
+  const tmp = `${resultsFile}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(results, null, 1));
+  fs.renameSync(tmp, resultsFile!);
+}
+
+const tail = (s: string, n = 1500): string => (s.length > n ? '…' + s.slice(-n) : s);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------- set-up
+
+// The disk image lives off the --rw share (9p would put the lab's 9p transport on the I/O path):
+// in the lab that is the machine's own RAM-backed /tmp; the host's page cache holds it either way.
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'sparkler-devbench-'));
+const image = path.join(scratch, 'disk.img');
+{
+  const chunk = crypto.randomBytes(1 << 20);
+  const fd = fs.openSync(image, 'w');
+  for (let i = 0; i < p.imageMib; i++) {
+    chunk.writeUInt32LE(i, 0); // no two MiB alike
+    fs.writeSync(fd, chunk);
+  }
+  fs.closeSync(fd);
+  results.setup.push(`image ${image}: ${p.imageMib} MiB of random data`);
+}
+
+// sparkler from the lab's RAM: the snapshot on the --rw share (9p, uncached) would load slowly.
+let sparklerBin = p.sparklerBin;
+if (p.sparklerDir) {
+  const local = path.join(scratch, 'sparkler');
+  fs.cpSync(p.sparklerDir, local, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+  sparklerBin = path.join(local, path.relative(p.sparklerDir, p.sparklerBin));
+  results.setup.push(`sparkler: ${sparklerBin} (copied from ${p.sparklerDir})`);
+}
+
+function ip(...args: string[]): void {
+  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+function deleteTap(): void {
+  try {
+    ip('link', 'del', 'dev', p.tap);
+  } catch { /* not there */ }
+}
+if (p.netMib > 0) {
+  deleteTap();
+  ip('tuntap', 'add', 'dev', p.tap, 'mode', 'tap');
+  const v6 = `/proc/sys/net/ipv6/conf/${p.tap}/disable_ipv6`;
+  if (fs.existsSync(v6)) fs.writeFileSync(v6, '1'); // no router solicitations etc. on the wire
+  ip('addr', 'add', `${p.hostIp}/30`, 'dev', p.tap);
+  ip('link', 'set', 'dev', p.tap, 'up');
+  results.setup.push(`TAP ${p.tap} = ${p.hostIp}/30, guest ${p.guestIp}, sink on port ${p.port}`);
+}
+save();
+
+function cleanup(): void {
+  if (p.netMib > 0) deleteTap();
+  fs.rmSync(scratch, { recursive: true, force: true });
+}
+
+// ---------------------------------------------------------------- one run
+
+const metricsFile = path.join(scratch, 'metrics.ndjson');
+
+/** Sums the block device's counters over the metrics lines sparkler wrote (each line holds the deltas since the previous one). */
+function blockMetrics(): DevRunRecord['vmmBlock'] {
+  if (!fs.existsSync(metricsFile)) return null;
+  const sum: Record<string, number> = {};
+  let lines = 0;
+  for (const line of fs.readFileSync(metricsFile, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    let g: Record<string, unknown> | undefined;
+    try {
+      g = (JSON.parse(line) as Record<string, Record<string, unknown>>)['block_d'];
+    } catch {
+      continue;
+    }
+    if (!g) continue;
+    lines++;
+    const add = (k: string, v: unknown): void => void (typeof v === 'number' && (sum[k] = (sum[k] ?? 0) + v));
+    for (const [k, v] of Object.entries(g)) {
+      if (v && typeof v === 'object') add(`${k}.sum_us`, (v as Record<string, unknown>)['sum_us']);
+      else add(k, v);
+    }
+  }
+  if (lines === 0) return null;
+  return {
+    readCount: sum['read_count'] ?? 0,
+    readBytes: sum['read_bytes'] ?? 0,
+    readUs: sum['read_agg.sum_us'] ?? 0,
+    writeCount: sum['write_count'] ?? 0,
+    writeBytes: sum['write_bytes'] ?? 0,
+    writeUs: sum['write_agg.sum_us'] ?? 0,
+    queueEvents: sum['queue_event_count'] ?? 0,
+  };
+}
+
+function command(vmm: Vmm): { file: string; args: string[] } {
+  if (vmm === 'sparkler') {
+    const cfg = path.join(p.workDir, 'vm.json');
+    fs.writeFileSync(
+      cfg,
+      JSON.stringify({
+        'boot-source': { kernel_image_path: p.kernel, initrd_path: p.initrd, boot_args: p.cmdline },
+        'machine-config': { vcpu_count: p.vcpus, mem_size_mib: p.memMib },
+        drives: [{ drive_id: 'd', path_on_host: image, is_root_device: false, is_read_only: false, cache_type: 'Unsafe' }],
+        ...(p.netMib > 0 ? { 'network-interfaces': [{ iface_id: 'eth0', host_dev_name: p.tap, guest_mac: p.guestMac }] } : {}),
+      }, null, 1),
+    );
+    // Firecracker-style metrics (flushed at start and exit): the block device's own request counts and host I/O time.
+    return { file: sparklerBin, args: ['--no-api', '--config-file', cfg, '--metrics-path', metricsFile] };
+  }
+  return {
+    file: p.qemu,
+    args: [
+      '-M', p.qemuMachine, '-accel', 'kvm', '-cpu', 'host',
+      '-m', String(p.memMib), '-smp', String(p.vcpus),
+      '-nodefaults', '-no-user-config', '-nographic', '-serial', 'stdio',
+      '-kernel', p.kernel, '-initrd', p.initrd, '-append', p.qemuCmdline, '-no-reboot',
+      '-drive', `id=d,file=${image},format=raw,if=none,cache=unsafe`, '-device', 'virtio-blk-device,drive=d',
+      ...(p.netMib > 0
+        ? ['-netdev', `tap,id=n,ifname=${p.tap},script=no,downscript=no,vhost=off`, '-device', `virtio-net-device,netdev=n,mac=${p.guestMac}`]
+        : []),
+    ],
+  };
+}
+
+/** Starts the host-side TCP sink and waits until it listens. */
+async function startSink(): Promise<{ done: Promise<string>; kill: () => void }> {
+  const child = spawn(p.randread, ['sink', String(p.port)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RANDREAD_TIMEOUT: String(p.runTimeoutS + 30) } });
+  let out = '';
+  child.stdout.setEncoding('latin1');
+  child.stderr.setEncoding('latin1');
+  child.stdout.on('data', (d: string) => (out += d));
+  child.stderr.on('data', (d: string) => (out += d));
+  const done = new Promise<string>((resolve) => {
+    child.on('close', () => resolve(out));
+    child.on('error', (e) => resolve(out + `spawn failed: ${e.message}`));
+  });
+  const end = Date.now() + 10_000;
+  while (!out.includes('netsink listening') && child.exitCode === null && Date.now() < end) await sleep(20);
+  return { done, kill: () => void child.kill('SIGKILL') };
+}
+
+async function one(vmm: Vmm, iter: number, warmup: boolean): Promise<void> {
+  const label = `${warmup ? 'warm-up ' : ''}${vmm} #${iter + 1}`;
+  log(`${label}: starting`);
+  const sink = p.netMib > 0 ? await startSink() : null;
+  fs.rmSync(metricsFile, { force: true });
+  const { file, args } = command(vmm);
+  const rec = await new Promise<DevRunRecord>((resolve) => {
+    let out = '';
+    let err = '';
+    let exitMs: number | null = null;
+    let timedOut = false;
+    let mem: MemSample | null = null;
+    let memError: string | null = null;
+    const t0 = nowMs();
+    // stdin: a pipe that stays open (neither a terminal nor EOF), as bench/boot does.
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    child.stdin!.on('error', () => {});
+    child.stdout!.setEncoding('latin1');
+    child.stderr!.setEncoding('latin1');
+    child.stdout!.on('data', (d: string) => {
+      out += d;
+      // After the block tests, while the VMM runs: how its guest RAM is backed (THP or 4 KiB pages).
+      if (mem === null && memError === null && /^blkbench randread/m.test(out)) {
+        try {
+          if (child.pid === undefined) throw new Error('no pid');
+          mem = sampleMemory(child.pid, p.memMib, nowMs() - t0);
+        } catch (e) {
+          memError = (e as Error).message;
+        }
+      }
+    });
+    child.stderr!.on('data', (d: string) => (err += d));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, p.runTimeoutS * 1000);
+    child.on('exit', () => (exitMs = nowMs() - t0));
+    const finish = (code: number | null, signal: string | null): void => {
+      clearTimeout(timer);
+      child.stdin!.destroy();
+      fs.writeFileSync(path.join(p.workDir, `console-${vmm}-${warmup ? 'w' : ''}${iter + 1}.txt`), out);
+      fs.writeFileSync(path.join(p.workDir, `stderr-${vmm}-${warmup ? 'w' : ''}${iter + 1}.txt`), err);
+      const g = parseGuest(out);
+      resolve({
+        vmm, iter, warmup, argv: [file, ...args], code, signal, timedOut, wallMs: exitMs,
+        blk: g.blk,
+        net: { info: g.netInfo, sink: null, send: g.send, sinkOutput: '' },
+        guestRam: mem === null ? null : (mem as MemSample).guestRam,
+        vmmBlock: vmm === 'sparkler' ? blockMetrics() : null,
+        errors: guestErrors(out),
+        consoleTail: tail(out),
+        stderrTail: tail(err),
+      });
+    };
+    child.on('error', (e) => {
+      err += `spawn failed: ${e.message}\n`;
+      finish(null, null);
+    });
+    child.on('close', (code, signal) => finish(code, signal));
+  });
+  if (sink) {
+    // The sink ends at the guest's EOF; if the guest never connected it is still waiting.
+    const t = setTimeout(sink.kill, 3000);
+    const out = await sink.done;
+    clearTimeout(t);
+    rec.net.sinkOutput = out.trim();
+    rec.net.sink = parseSink(out);
+    if (!rec.net.sink) rec.errors.push(`sink: ${out.trim() || 'no output'}`);
+  }
+  if (!rec.blk.seqRead) rec.errors.push('no sequential-read result');
+  if (!rec.blk.seqWrite) rec.errors.push('no sequential-write result');
+  if (!rec.blk.rand) rec.errors.push('no random-read result');
+  if (p.netMib > 0 && !rec.net.send) rec.errors.push('no netsend result from the guest');
+  if (rec.code !== 0) rec.errors.push(`VMM exit ${rec.code}${rec.signal ? ` ${rec.signal}` : ''}${rec.timedOut ? ' (timed out)' : ''}`);
+  if (!/^bench-done/m.test(rec.consoleTail)) rec.errors.push('the guest did not finish its benchmarks (no bench-done line)');
+  results.records.push(rec);
+  save();
+  const mbs = (bytes?: number, s?: number): string => (bytes && s ? `${(bytes / 1e6 / s).toFixed(1)} MB/s` : '-');
+  log(
+    `${label}: ${rec.errors.length ? `PROBLEMS: ${rec.errors.join('; ')}` : 'ok'}; wall ${rec.wallMs === null ? '-' : (rec.wallMs / 1000).toFixed(1)} s, ` +
+      `seq read ${mbs(rec.blk.seqRead?.bytes, rec.blk.seqRead?.seconds)}, seq write ${mbs(rec.blk.seqWrite?.bytes, rec.blk.seqWrite?.seconds)}, ` +
+      `4k rand ${rec.blk.rand ? `${rec.blk.rand.iops.toFixed(0)} IOPS` : '-'}, net ${mbs(rec.net.sink?.bytes, rec.net.sink?.seconds)}`,
+  );
+  if (rec.errors.length) log(`console tail:\n${rec.consoleTail}\nstderr tail:\n${rec.stderrTail}`);
+}
+
+// Warm the page cache for both VMMs' inputs.
+for (const f of [p.kernel, p.initrd, image]) fs.readFileSync(f);
+
+try {
+  for (let w = 0; w < p.warmups; w++) {
+    await one('sparkler', w, true);
+    await one('qemu', w, true);
+  }
+  for (let i = 0; i < p.runs; i++) {
+    // Alternate which VMM goes first, so neither always runs right after the other's disk writes.
+    const order: Vmm[] = i % 2 === 0 ? ['sparkler', 'qemu'] : ['qemu', 'sparkler'];
+    for (const vmm of order) await one(vmm, i, false);
+  }
+} finally {
+  results.finishedAt = new Date().toISOString();
+  save();
+  cleanup();
+}
+const failed = results.records.filter((r) => r.errors.length > 0).length;
+process.exit(failed ? 1 : 0);
