@@ -313,6 +313,19 @@ export function tryWritev(fd: number, iov: Uint8Array, count: number): number {
   return retryRaw(() => writevFn(fd, iov, count));
 }
 
+const preadvFn = lib.func('long preadv(int fd, const void *iov, int iovcnt, long offset)') as (fd: number, iov: Uint8Array, n: number, off: number) => number;
+const pwritevFn = lib.func('long pwritev(int fd, const void *iov, int iovcnt, long offset)') as (fd: number, iov: Uint8Array, n: number, off: number) => number;
+
+/** preadv(2) at a file offset into an iovec array as for tryReadv: bytes read, or -errno. */
+export function tryPreadv(fd: number, iov: Uint8Array, count: number, offset: number): number {
+  return retryRaw(() => preadvFn(fd, iov, count, offset));
+}
+
+/** pwritev(2) at a file offset from an iovec array as for tryReadv: bytes written, or -errno. */
+export function tryPwritev(fd: number, iov: Uint8Array, count: number, offset: number): number {
+  return retryRaw(() => pwritevFn(fd, iov, count, offset));
+}
+
 /** fcntl(F_GETFL). */
 export function getFileFlags(fd: number): number {
   return check('fcntl(F_GETFL)', fcntlFn(fd, F_GETFL));
