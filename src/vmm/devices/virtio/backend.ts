@@ -73,6 +73,19 @@ export function rejectableChainHead(e: unknown, queue: Queue): number | undefine
   return head;
 }
 
+/**
+ * What every backend's activate checks first: one queue per entry of its
+ * queueMaxSizes (a mismatch counts activate_fails and throws), and the ring
+ * features the driver negotiated applied to each queue.
+ */
+export function takeQueues(name: string, ctx: ActivateContext, queueMaxSizes: readonly number[], metrics: Record<string, number>): void {
+  if (ctx.queues.length !== queueMaxSizes.length) {
+    metrics['activate_fails'] = (metrics['activate_fails'] ?? 0) + 1;
+    throw new Error(`${name}: activate with ${ctx.queues.length} queues, expected ${queueMaxSizes.length}`);
+  }
+  for (const q of ctx.queues) q.applyFeatures(ctx.ackedFeatures);
+}
+
 /** popChain's answer for a bad chain it gave back to the driver. */
 export const REJECTED = Symbol('rejected chain');
 

@@ -32,7 +32,7 @@ import type { GuestMemory } from '../../../../memory/guest_memory.js';
 import * as libc from '../../../../sys/libc.js';
 import { guestSegments, type DescriptorChain, type Queue } from '../../../../virtio/queue/index.js';
 import { RateLimiter, type BucketUpdate } from '../../../rate_limiter/index.js';
-import { popChain, REJECTED, retryDelayMs, type ActivateContext, type VirtioBackend } from '../backend.js';
+import { popChain, REJECTED, retryDelayMs, type ActivateContext, type VirtioBackend, takeQueues } from '../backend.js';
 import { transfer } from './io.js';
 import { createBlockMetrics, recordLatency, type BlockMetrics } from './metrics.js';
 import { parseRequest, type BlockRequest } from './request.js';
@@ -163,11 +163,7 @@ export class BlockBackend implements VirtioBackend {
   }
 
   activate(ctx: ActivateContext): void {
-    if (ctx.queues.length !== BLOCK_QUEUE_SIZES.length) {
-      this.metrics['activate_fails']++;
-      throw new Error(`block ${this.driveId}: activate with ${ctx.queues.length} queues, expected ${BLOCK_QUEUE_SIZES.length}`);
-    }
-    for (const q of ctx.queues) q.applyFeatures(ctx.ackedFeatures);
+    takeQueues(`block ${this.driveId}`, ctx, BLOCK_QUEUE_SIZES, this.metrics);
     this.active = { mem: ctx.mem, queues: ctx.queues, interrupt: ctx.interrupt };
     this.throttled = false;
   }

@@ -67,7 +67,7 @@ import { GuestMemoryError, type GuestMemory } from '../../../../memory/guest_mem
 import * as libc from '../../../../sys/libc.js';
 import { fullFence, QueueError, type DescriptorChain, type Queue } from '../../../../virtio/queue/index.js';
 import { RateLimiter, type BucketUpdate } from '../../../rate_limiter/index.js';
-import { popChain, REJECTED, retryDelayMs, type ActivateContext, type BackendEvents, type VirtioBackend } from '../backend.js';
+import { popChain, REJECTED, retryDelayMs, type ActivateContext, type BackendEvents, type VirtioBackend, takeQueues } from '../backend.js';
 import { fsWritev, HostMap, hostScratch, IoVecArray } from './iovec.js';
 import { createNetMetrics, recordTapWriteLatency, type NetMetrics } from './metrics.js';
 import { RxBuffers, type RxFrame } from './rx_buffers.js';
@@ -250,12 +250,8 @@ export class NetBackend implements VirtioBackend {
       this.metrics['activate_fails']++;
       throw new Error(`net ${this.id}: activate after close()`);
     }
-    if (ctx.queues.length !== NET_QUEUE_SIZES.length) {
-      this.metrics['activate_fails']++;
-      throw new Error(`net ${this.id}: activate with ${ctx.queues.length} queues, expected ${NET_QUEUE_SIZES.length}`);
-    }
+    takeQueues(`net ${this.id}`, ctx, NET_QUEUE_SIZES, this.metrics);
     if (this.active) this.reset();
-    for (const q of ctx.queues) q.applyFeatures(ctx.ackedFeatures);
     try {
       this.tap.setOffload(tapOffloadFlags(ctx.ackedFeatures));
     } catch (e) {

@@ -18,7 +18,7 @@ import { logger } from '../../../../logger/logger.js';
 import type { GuestMemory } from '../../../../memory/guest_memory.js';
 import type { DescriptorChain, Queue } from '../../../../virtio/queue/index.js';
 import { RateLimiter, type BucketUpdate } from '../../../rate_limiter/index.js';
-import { popChain, REJECTED, retryDelayMs, type ActivateContext, type VirtioBackend } from '../backend.js';
+import { popChain, REJECTED, retryDelayMs, type ActivateContext, type VirtioBackend, takeQueues } from '../backend.js';
 import { createEntropyMetrics, type EntropyMetrics } from './metrics.js';
 
 /** One queue of FIRECRACKER_MAX_QUEUE_SIZE. */
@@ -69,11 +69,7 @@ export class EntropyBackend implements VirtioBackend {
   }
 
   activate(ctx: ActivateContext): void {
-    if (ctx.queues.length !== ENTROPY_QUEUE_SIZES.length) {
-      this.metrics['activate_fails']++;
-      throw new Error(`entropy: activate with ${ctx.queues.length} queues, expected ${ENTROPY_QUEUE_SIZES.length}`);
-    }
-    for (const q of ctx.queues) q.applyFeatures(ctx.ackedFeatures);
+    takeQueues('entropy', ctx, ENTROPY_QUEUE_SIZES, this.metrics);
     this.active = { mem: ctx.mem, queues: ctx.queues, interrupt: ctx.interrupt };
     this.throttled = false;
   }

@@ -48,7 +48,7 @@ import { logger } from '../../../../logger/logger.js';
 import type { GuestMemory } from '../../../../memory/guest_memory.js';
 import * as libc from '../../../../sys/libc.js';
 import type { DescriptorChain, Queue } from '../../../../virtio/queue/index.js';
-import { popChain, REJECTED, type ActivateContext, type BackendEvents, type VirtioBackend } from '../backend.js';
+import { popChain, REJECTED, type ActivateContext, type BackendEvents, type VirtioBackend, takeQueues } from '../backend.js';
 import { createVsockMetrics, createVsockStats, type VsockMetrics, type VsockStats } from './metrics.js';
 import { listenUnix, VSOCK_MAX_CONNECTIONS, VsockMuxer } from './muxer.js';
 import { decodeHeader, encodeHeader, VSOCK_MAX_PKT_BUF_SIZE, type VsockHeader } from './packet.js';
@@ -160,15 +160,11 @@ export class VsockBackend implements VirtioBackend {
       this.metrics['activate_fails']++;
       throw new Error('vsock: activate after close');
     }
-    if (ctx.queues.length !== VSOCK_QUEUE_SIZES.length) {
-      this.metrics['activate_fails']++;
-      throw new Error(`vsock: activate with ${ctx.queues.length} queues, expected ${VSOCK_QUEUE_SIZES.length}`);
-    }
+    takeQueues('vsock', ctx, VSOCK_QUEUE_SIZES, this.metrics);
     if (!ctx.events) {
       this.metrics['activate_fails']++;
       throw new Error('vsock: activate without an event loop for the host sockets');
     }
-    for (const q of ctx.queues) q.applyFeatures(ctx.ackedFeatures);
     this.active = { mem: ctx.mem, queues: ctx.queues, interrupt: ctx.interrupt, events: ctx.events };
     this.muxer.activate(ctx.events);
   }
