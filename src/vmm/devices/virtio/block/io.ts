@@ -4,9 +4,9 @@
  *
  * Zero-copy: for guest memory backed by a host mapping (the VMM's), a
  * request's buffers go to one preadv(2)/pwritev(2) as host addresses (a
- * 512 KiB request is 128 page-sized descriptors: one syscall, not 128); a
- * buffer that spans regions, or a short transfer, continues piece by piece
- * with pread(2)/pwrite(2). For heap
+ * 512 KiB request is 128 page-sized descriptors: one syscall, not 128; a
+ * buffer spanning adjacent regions becomes one iovec per region); a short
+ * transfer continues piece by piece with pread(2)/pwrite(2). For heap
  * test memory (GuestMemory.forTest, host address 0) the same syscalls run
  * through node:fs on the region's own Uint8Array view, which is also read
  * and written in place. A buffer may span adjacent regions; it is then done
@@ -18,6 +18,7 @@ import type { GuestMemory, GuestRegion } from '../../../../memory/guest_memory.j
 import { EINTR } from '../../../../generated/libc.js';
 import * as libc from '../../../../sys/libc.js';
 import type { GuestBuffer } from '../../../../virtio/queue/index.js';
+import { HostMap, IoVecArray } from '../iovec.js';
 import { subBuffers } from './request.js';
 
 export type IoDirection = 'read' | 'write';
@@ -65,27 +66,29 @@ function once(dir: IoDirection, fd: number, r: GuestRegion, roff: number, len: n
 
 /** Most iovecs per preadv/pwritev call (IOV_MAX on Linux). */
 const IOV_MAX = 1024;
-const IOVEC_SIZE = 16;
+/** One iovec array per thread, reused by every request (requests run one at a time). */
+let iov: IoVecArray | undefined;
 
 /**
- * All of `bufs` in one preadv/pwritev when each lies inside one host-mapped
- * region: the count moved (possibly short), or undefined when the buffers
- * don't qualify or the call failed (the caller then goes piece by piece,
- * which also reports the error).
+ * All of `bufs` in one preadv/pwritev when the memory is host-mapped: the
+ * count moved (possibly short), or undefined when the buffers don't qualify
+ * or the call failed (the caller then goes piece by piece, which also
+ * reports the error). Host addresses stay JS numbers (no BigInt per
+ * buffer): this runs once per request with up to SEG_MAX buffers.
  */
 function vectored(dir: IoDirection, fd: number, mem: GuestMemory, bufs: readonly GuestBuffer[], offset: number): number | undefined {
   if (bufs.length < 2 || bufs.length > IOV_MAX) return undefined;
-  const iov = new Uint8Array(bufs.length * IOVEC_SIZE);
-  const dv = new DataView(iov.buffer);
+  const map = HostMap.cached(mem);
+  if (map === undefined) return undefined;
+  iov ??= new IoVecArray(IOV_MAX);
+  let n = 0;
   for (let i = 0; i < bufs.length; i++) {
     const b = bufs[i]!;
-    const r = regionAt(mem, b.addr);
-    if (r === undefined || r.hostAddr === 0n || b.addr + b.len > r.guestAddr + r.size) return undefined;
-    dv.setBigUint64(i * IOVEC_SIZE, r.hostAddr + BigInt(b.addr - r.guestAddr), true);
-    dv.setBigUint64(i * IOVEC_SIZE + 8, BigInt(b.len), true);
+    n = map.append(iov, n, b.addr, b.len, IOV_MAX);
+    if (n < 0) return undefined;
   }
-  const n = dir === 'read' ? libc.tryPreadv(fd, iov, bufs.length, offset) : libc.tryPwritev(fd, iov, bufs.length, offset);
-  return n > 0 ? n : undefined;
+  const got = dir === 'read' ? libc.tryPreadv(fd, iov.bytes, n, offset) : libc.tryPwritev(fd, iov.bytes, n, offset);
+  return got > 0 ? got : undefined;
 }
 
 /**

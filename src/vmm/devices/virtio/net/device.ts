@@ -68,7 +68,7 @@ import * as libc from '../../../../sys/libc.js';
 import { fullFence, QueueError, type DescriptorChain, type Queue } from '../../../../virtio/queue/index.js';
 import { RateLimiter, type BucketUpdate } from '../../../rate_limiter/index.js';
 import { popChain, REJECTED, retryDelayMs, type ActivateContext, type BackendEvents, type VirtioBackend, takeQueues } from '../backend.js';
-import { fsWritev, HostMap, hostScratch, IoVecArray } from './iovec.js';
+import { fsWritev, HostMap, hostScratch, IoVecArray } from '../iovec.js';
 import { createNetMetrics, recordTapWriteLatency, type NetMetrics } from './metrics.js';
 import { RxBuffers, type RxFrame } from './rx_buffers.js';
 import { Tap, tapOffloadFlags } from './tap.js';

@@ -17,7 +17,7 @@ import { IOV_MAX } from '../../../../generated/libc.js';
 import type { GuestMemory } from '../../../../memory/guest_memory.js';
 import * as libc from '../../../../sys/libc.js';
 import type { DescriptorChain } from '../../../../virtio/queue/index.js';
-import { fsReadv, HostMap, hostScratch, IoVecArray } from './iovec.js';
+import { fsReadv, HostMap, hostScratch, IoVecArray } from '../iovec.js';
 
 /** Offset of num_buffers (le16) in struct virtio_net_hdr_v1. */
 export const VNET_HDR_OFF_NUM_BUFFERS = 10;

@@ -1,5 +1,6 @@
 /**
- * Scatter/gather between the TAP fd and guest RAM without copying.
+ * Scatter/gather between host fds (the TAP, disk images) and guest RAM
+ * without copying.
  *
  * Guest memory mapped from the host (the VMM's, every region with a host
  * address) is described to readv(2)/writev(2) as struct iovec arrays built
@@ -12,9 +13,9 @@
  * below 2^47, well inside the exact integer range.
  */
 import fs from 'node:fs';
-import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, SIZEOF_IOVEC } from '../../../../generated/libc.js';
-import type { GuestMemory } from '../../../../memory/guest_memory.js';
-import * as libc from '../../../../sys/libc.js';
+import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, SIZEOF_IOVEC } from '../../../generated/libc.js';
+import type { GuestMemory } from '../../../memory/guest_memory.js';
+import * as libc from '../../../sys/libc.js';
 
 const TWO_32 = 2 ** 32;
 
@@ -26,12 +27,24 @@ export class HostMap {
     private readonly hosts: readonly number[],
   ) {}
 
+  private static readonly cache = new WeakMap<GuestMemory, HostMap | null>();
+
   /** undefined when some region has no host address (heap test memory): use the node:fs path. */
   static of(mem: GuestMemory): HostMap | undefined {
     if (mem.regions.length === 0 || mem.regions.some((r) => r.hostAddr === 0n)) return undefined;
     const hosts = mem.regions.map((r) => Number(r.hostAddr));
     if (!hosts.every((h, i) => Number.isSafeInteger(h + mem.regions[i]!.size))) return undefined;
     return new HostMap(mem.regions.map((r) => r.guestAddr), mem.regions.map((r) => r.guestAddr + r.size), hosts);
+  }
+
+  /** HostMap.of, remembered per GuestMemory (its regions never change). */
+  static cached(mem: GuestMemory): HostMap | undefined {
+    let m = HostMap.cache.get(mem);
+    if (m === undefined) {
+      m = HostMap.of(mem) ?? null;
+      HostMap.cache.set(mem, m);
+    }
+    return m ?? undefined;
   }
 
   /**
