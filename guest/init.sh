@@ -26,6 +26,11 @@ echo SPARKLER-GUEST-UP
 echo "cpus=$(nproc)"
 echo "memtotal_kb=$mem"
 echo "kernel=$(uname -r)"
+# CPU features the VMM sets up for the guest (tests/lab/linux_boot.test.ts): the TSC-deadline LAPIC timer
+# (CPUID.1:ECX[24], set by the VMM) and kvm-clock (found through the hypervisor leaves).
+flags=$(grep -m1 '^flags' /proc/cpuinfo)
+case " $flags " in *" tsc_deadline_timer "*) echo "tsc-deadline=yes" ;; *) echo "tsc-deadline=no" ;; esac
+echo "clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>&1)"
 
 # Firecracker's boot timer: the VMM logs boot time when byte 123 lands here.
 devmem 0xc0000000 8 123 || echo "sparkler-init: boot timer write failed"

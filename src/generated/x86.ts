@@ -55,6 +55,13 @@ export const CPUID = {
   LEAF_AMD_EXT_APIC_ID: 0x8000001e,
   /** CPUID.1:ECX bit 31: running under a hypervisor (guests then probe 0x40000000 and use kvm-clock). */
   ECX_HYPERVISOR: 1 << 31,
+  /**
+   * CPUID.1:ECX bit 24: TSC-deadline mode of the local APIC timer. KVM's
+   * in-kernel LAPIC implements it but KVM_GET_SUPPORTED_CPUID leaves it
+   * clear (KVM_CAP_TSC_DEADLINE_TIMER): the VMM sets it, as Firecracker and
+   * QEMU do, so the guest's tickless timer reprograms with one MSR write.
+   */
+  ECX_TSC_DEADLINE: 1 << 24,
   /** CPUID.1:EDX bit 28: HTT, the logical processor count in EBX[23:16] is valid. */
   EDX_HTT: 1 << 28,
   /** CPUID.80000001h:ECX bit 1: CmpLegacy (AMD: HTT means cores, not threads). */

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import { prepareGuest } from '../../src/guest/assets.js';
-import { freshDir, runWithLinuxKvm } from '../helpers/lab.js';
+import { freshDir, hostRunsLinuxGuests, runWithLinuxKvm } from '../helpers/lab.js';
 import { describeRun, projectRoot, requireKvm } from '../helpers/sparkler_run.js';
 import type { Scenario, ScenarioResults } from './scenarios.js';
 
@@ -40,6 +40,12 @@ before(async () => {
   if (fs.existsSync(path.join(dir, 'results.json'))) results = JSON.parse(fs.readFileSync(path.join(dir, 'results.json'), 'utf8')) as ScenarioResults;
 });
 
+test('the emulated lab runs on a TSC clock (not 4 ms jiffies)', (t) => {
+  if (hostRunsLinuxGuests()) return t.skip('this host runs Linux guests directly: no lab');
+  // Without tsc=reliable the lab kernel falls back to jiffies: every clock read and timer then moves in 4 ms steps.
+  assert.match(labLog, /scenarios: clocksource tsc\b/, labLog);
+});
+
 function result(name: string): NonNullable<ScenarioResults[string]> {
   const r = results[name];
   assert.ok(r, `scenario ${name} did not run\n${labLog}`);
@@ -56,6 +62,10 @@ for (const [name, cpus, memMib] of [['one-vcpu', 1, 128], ['two-vcpus', 2, 256]]
     // MemTotal is RAM minus what the kernel reserves for itself (its image, page tables, the initramfs).
     assert.ok(memKb > memMib * 1024 * 0.6 && memKb <= memMib * 1024, `MemTotal ${memKb} kB does not match ${memMib} MiB\n${info}`);
     assert.match(r.stdout, /^kernel=\d+\.\d+\.\d+-\d+-cloud-amd64/m, info);
+    // What the VMM's CPUID set-up gives the guest: the TSC-deadline timer (set by the VMM, as Firecracker
+    // does) and kvm-clock (the hypervisor bit and KVM's leaves).
+    assert.match(r.stdout, /^tsc-deadline=yes\r?$/m, `the guest should see the TSC-deadline timer\n${info}`);
+    assert.match(r.stdout, /^clocksource=kvm-clock\r?$/m, `the guest should use kvm-clock\n${info}`);
   });
 
   test(`guest reboot -f ends the VMM with status 0 (${name})`, () => {

@@ -16,6 +16,15 @@ if (!input || !output) {
   process.exit(2);
 }
 const scenarios = JSON.parse(fs.readFileSync(input, 'utf8')) as Scenario[];
+// The machine's clock, for tests that check the lab (tools/kvm-lab/run boots it with tsc=reliable).
+const clocksource = (() => {
+  try {
+    return fs.readFileSync('/sys/devices/system/clocksource/clocksource0/current_clocksource', 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
+})();
+process.stderr.write(`scenarios: clocksource ${clocksource}\n`);
 const results: ScenarioResults = {};
 for (const s of scenarios) {
   process.stderr.write(`scenario ${s.name}: starting\n`);

@@ -23,8 +23,9 @@ function entry(fn: number, index: number, eax: number, ebx: number, ecx: number,
 function supported(maxBasic = 0x1f): CpuidEntry[] {
   return [
     entry(0, 0, maxBasic, 0x756e6547, 0x6c65746e, 0x49656e69), // "GenuineIntel"
-    // Host leaf 1: host APIC ID 0x0e, 16 logical CPUs, CLFLUSH 8; hypervisor bit clear, HTT set.
-    entry(1, 0, 0x000906ea, 0x0e100800, 0x7ffafbff, 0xbfebfbff),
+    // Host leaf 1: host APIC ID 0x0e, 16 logical CPUs, CLFLUSH 8; hypervisor and TSC-deadline bits clear
+    // (KVM_GET_SUPPORTED_CPUID never reports TSC-deadline), HTT set.
+    entry(1, 0, 0x000906ea, 0x0e100800, 0x7efafbff, 0xbfebfbff),
     // Leaf 4: L1d, L1i, L2, L3, then the terminating null entry; host sharing fields filled in.
     entry(4, 0, 0x1c004121, 0x01c0003f, 0x3f, 0, SIG),
     entry(4, 1, 0x1c004122, 0x01c0003f, 0x3f, 0, SIG),
@@ -58,13 +59,14 @@ function keys(es: readonly CpuidEntry[]): string[] {
 
 // --------------------------------------------------------------------------- leaf 1
 
-test('leaf 1: APIC ID in EBX[31:24], logical count in EBX[23:16], CLFLUSH 8, hypervisor bit, HTT', () => {
+test('leaf 1: APIC ID in EBX[31:24], logical count in EBX[23:16], CLFLUSH 8, hypervisor and TSC-deadline bits, HTT', () => {
   const out = vcpuCpuid(supported(), { cpuIndex: 2, cpuCount: 4, smt: false });
   const l1 = find(out, 1);
   assert.equal(u32(l1.ebx) >>> 24, 2, 'initial APIC ID = vCPU index');
   assert.equal((l1.ebx >>> 16) & 0xff, 4, 'logical processors');
   assert.equal((l1.ebx >>> 8) & 0xff, 8, 'CLFLUSH line size (8 × 8 bytes)');
   assert.equal(u32(l1.ecx) >>> 31, 1, 'ECX[31] hypervisor present');
+  assert.equal((l1.ecx >>> 24) & 1, 1, 'ECX[24] TSC-deadline timer (KVM\'s LAPIC has it; supported CPUID leaves it clear)');
   assert.equal((l1.edx >>> 28) & 1, 1, 'HTT with 4 vCPUs');
   // Everything else passes through.
   assert.equal(l1.eax, 0x000906ea);

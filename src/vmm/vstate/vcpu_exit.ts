@@ -24,12 +24,17 @@ export const EXIT_GENERIC_ERROR = 1;
 const UNCLAIMED_PIO_BYTE = 0xff;
 
 export class ExitHandler {
+  /** kvm_run's mmio.data[0..len) for len 0..8, made once: a view per exit would be garbage per exit. */
+  private readonly mmioData: Uint8Array[];
+
   constructor(
     private readonly vcpu: VcpuFd,
     private readonly pio: Bus,
     private readonly mmio: Bus,
     private readonly count: (m: VcpuMetricName) => void,
-  ) {}
+  ) {
+    this.mmioData = Array.from({ length: 9 }, (_, len) => vcpu.runBytes.subarray(KVM_RUN_OFFSET.mmio_data, KVM_RUN_OFFSET.mmio_data + len));
+  }
 
   /** Handles the exit KVM_RUN just returned; returns a stop reason when the loop must end. */
   handle(): VcpuStop | undefined {
@@ -56,9 +61,10 @@ export class ExitHandler {
         return undefined;
       }
       case KVM_EXIT.MMIO: {
-        const addr = Number(run.getBigUint64(KVM_RUN_OFFSET.mmio_phys_addr, true));
+        // Two 32-bit halves rather than a BigInt: this runs on every MMIO exit.
+        const addr = run.getUint32(KVM_RUN_OFFSET.mmio_phys_addr, true) + run.getUint32(KVM_RUN_OFFSET.mmio_phys_addr + 4, true) * 2 ** 32;
         const len = Math.min(8, run.getUint32(KVM_RUN_OFFSET.mmio_len, true));
-        const data = this.vcpu.runBytes.subarray(KVM_RUN_OFFSET.mmio_data, KVM_RUN_OFFSET.mmio_data + len);
+        const data = this.mmioData[len]!;
         if (run.getUint8(KVM_RUN_OFFSET.mmio_is_write)) {
           this.count('exit_mmio_write');
           this.mmio.write(addr, data);

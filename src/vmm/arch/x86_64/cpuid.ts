@@ -2,7 +2,7 @@
  * Per-vCPU CPUID: start from KVM_GET_SUPPORTED_CPUID and fix up what differs
  * between vCPUs or that KVM leaves to the VMM: APIC IDs, topology (leaves 1,
  * 4, 0xb, 0x1f and AMD's 0x80000008/0x8000001d/0x8000001e) and the
- * hypervisor-present bit. The hypervisor leaves (0x40000000…) are passed
+ * hypervisor-present and TSC-deadline bits. The hypervisor leaves (0x40000000…) are passed
  * through as KVM reports them, so guests find kvm-clock and PVM guests detect KVM.
  *
  * Topology: one socket, `cpuCount / threadsPerCore` cores, APIC ID = vCPU index.
@@ -50,7 +50,7 @@ export function vcpuCpuid(supported: readonly CpuidEntry[], t: CpuTopology): Cpu
     switch (e.function) {
       case CPUID.LEAF_FEATURES:
         e.ebx = ((apicId & 0xff) << 24) | ((t.cpuCount & 0xff) << 16) | (CLFLUSH_LINE_QWORDS << 8);
-        e.ecx |= CPUID.ECX_HYPERVISOR;
+        e.ecx |= CPUID.ECX_HYPERVISOR | CPUID.ECX_TSC_DEADLINE;
         if (t.cpuCount > 1) e.edx |= CPUID.EDX_HTT;
         else e.edx &= ~CPUID.EDX_HTT;
         break;
