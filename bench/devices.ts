@@ -6,10 +6,13 @@
  *    (guest/init.sh) booted alternately under sparkler and QEMU microvm, N
  *    times each, with a scratch disk (virtio-blk, cache unsafe) and a TAP
  *    (virtio-net). On its own clock the guest times dd with O_DIRECT (1 MiB
- *    sequential read and write) and bench/guests/randread.c (4 KiB O_DIRECT
+ *    sequential read and write, each twice: the first pass is reported as
+ *    "cold", since sparkler's JIT optimizes its I/O path during it, the
+ *    second is the timed figure) and bench/guests/randread.c (4 KiB O_DIRECT
  *    random reads, queue depth 1, IOPS); then it sends a fixed amount over TCP
- *    to randread's sink on the TAP's host side (169.254.77.1), timed there.
- *    (bench/devices_lab.ts does the boots.)
+ *    to randread's sink on the TAP's host side (169.254.77.1), timed there;
+ *    last it starts a sink of its own and the lab host sends to it (host →
+ *    guest, timed on the guest's clock). (bench/devices_lab.ts does the boots.)
  * 2. --host: the device models' own throughput on this host through the
  *    guest-driver harness, no guest (bench/devices_host.ts).
  * Prints one report (markdown with --markdown) and keeps the raw data in
@@ -32,15 +35,19 @@ const TARGET_RATIO = 0.9;
 const HOST_IP = '169.254.77.1';
 const GUEST_IP = '169.254.77.2';
 const PORT = 5001;
+/** The guest's sink for host → guest TCP. */
+const RECV_PORT = 5002;
 
 const USAGE = `usage: bench/devices [options]
   (default: the guest-side part in the lab; --host: the harness part on this host only; --all: both)
   --runs N          timed boots per VMM in the lab, alternating (default 3)
   --warmups N       untimed boots of each VMM first (default 1)
-  --dd-mib N        dd size of the sequential read and write, MiB (default 64)
+  --dd-mib N        dd size of the sequential read and write, MiB (default 64); each dd runs
+                    twice, a first (cold) pass and the timed one
   --dd-bs KIB       dd block size, KiB (default 1024; one O_DIRECT request of the guest's each)
   --rand-seconds S  duration of the 4 KiB random-read test (default 5)
   --net-mib N       MiB the guest sends to the host over TCP (default 64; 0 = no network part)
+  --net-recv-mib N  MiB the host sends to the guest over TCP (default: --net-mib; 0 = not measured)
   --mem MIB         guest RAM (default 256)
   --timeout S       limit of the whole lab session (default: from the number of boots)
   --lab-retries N   start the lab again when it ends before any boot (default 1)
@@ -61,6 +68,8 @@ interface Options {
   ddBsKiB: number;
   randSeconds: number;
   netMib: number;
+  /** null: as netMib. */
+  netRecvMib: number | null;
   memMib: number;
   timeoutS: number | null;
   labRetries: number;
@@ -76,7 +85,7 @@ interface Options {
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
-    runs: 3, warmups: 1, ddMib: 64, ddBsKiB: 1024, randSeconds: 5, netMib: 64, memMib: 256, timeoutS: null, labRetries: 1,
+    runs: 3, warmups: 1, ddMib: 64, ddBsKiB: 1024, randSeconds: 5, netMib: 64, netRecvMib: null, memMib: 256, timeoutS: null, labRetries: 1,
     qemuMachine: 'microvm,acpi=on', lab: true, host: false, hostReps: 3, hostSeconds: 1, markdown: false, out: null, report: null,
   };
   const num = (name: string, v: string | undefined, min: number, int = true): number => {
@@ -95,6 +104,7 @@ function parseArgs(argv: string[]): Options {
       case '--dd-bs': o.ddBsKiB = num(flag, val(), 4); break;
       case '--rand-seconds': o.randSeconds = num(flag, val(), 1); break;
       case '--net-mib': o.netMib = num(flag, val(), 0); break;
+      case '--net-recv-mib': o.netRecvMib = num(flag, val(), 0); break;
       case '--mem': o.memMib = num(flag, val(), 64); break;
       case '--timeout': o.timeoutS = num(flag, val(), 60); break;
       case '--lab-retries': o.labRetries = num(flag, val(), 0); break;
@@ -288,12 +298,15 @@ async function lab(o: Options, outDir: string): Promise<LabPart> {
   const snap = snapshotSparkler(outDir);
   log(`lab: sparkler runs from a snapshot of ${snap.entry} in ${snap.dir}`);
   const added = await sparklerAddedArgs(outDir, snap.bin);
+  // Host → guest rides on the network part's set-up (eth0's address comes with sparkler.bench_net).
+  const recvMib = o.netMib > 0 ? o.netRecvMib ?? o.netMib : 0;
   const bench = [
     'sparkler.cmd=devbench',
     `sparkler.bench_mib=${o.ddMib}`,
     ...(o.ddBsKiB !== 1024 ? [`sparkler.bench_bs_kb=${o.ddBsKiB}`] : []),
     `sparkler.bench_rand_s=${o.randSeconds}`,
     ...(o.netMib > 0 ? [`sparkler.bench_net=${HOST_IP}:${PORT}:${o.netMib}`, `sparkler.bench_guest_ip=${GUEST_IP}`] : []),
+    ...(recvMib > 0 ? [`sparkler.bench_net_recv=${RECV_PORT}`] : []),
   ].join(' ');
   const cmdline = `${BASE_CMDLINE} ${bench}`;
   const params: DevLabParams = {
@@ -313,6 +326,8 @@ async function lab(o: Options, outDir: string): Promise<LabPart> {
     ddBsKiB: o.ddBsKiB,
     randSeconds: o.randSeconds,
     netMib: o.netMib,
+    netRecvMib: recvMib,
+    recvPort: RECV_PORT,
     tap: 'spkbench0',
     hostIp: HOST_IP,
     guestIp: GUEST_IP,
@@ -330,7 +345,7 @@ async function lab(o: Options, outDir: string): Promise<LabPart> {
   const boots = 2 * (o.warmups + o.runs);
   const labScript = path.join(projectRoot, 'dist', 'bench', 'devices_lab.js');
   const direct = hostRunsLinuxGuests();
-  const perBootS = 25 + o.randSeconds + o.netMib / 2;
+  const perBootS = 25 + o.ddMib / 16 + o.randSeconds + (o.netMib + recvMib) / 2;
   const timeoutS = o.timeoutS ?? Math.ceil(120 + boots * perBootS * 3);
   const [cmd, ...args] = direct
     ? [process.execPath, labScript, paramsFile, resultsFile]
@@ -430,15 +445,21 @@ const bsText = (kib: number | undefined): string => (kib === undefined || kib ==
 
 function labMetrics(l: LabPart): Metric[] {
   const p = l.params;
+  // Results of earlier versions have one pass per dd and no host → guest part: no empty rows for them.
+  const cold = l.records.some((r) => r.blk.seqReadCold || r.blk.seqWriteCold);
+  const recv = p.netMib > 0 && (p.netRecvMib ?? 0) > 0;
+  const pass = cold ? ', second pass (warm)' : '';
   const m: Metric[] = [
-    { name: `block: sequential read, dd bs=${bsText(p.ddBsKiB)} iflag=direct, ${p.ddMib} MiB`, unit: 'MB/s', digits: 1, f: (r) => mbps(r.blk.seqRead?.bytes, r.blk.seqRead?.seconds), target: true },
-    { name: '  requests the device saw per dd (guest block-layer counters)', unit: 'reqs', digits: 0, f: (r) => r.blk.seqReadReqs?.count, target: false },
+    { name: `block: sequential read, dd bs=${bsText(p.ddBsKiB)} iflag=direct, ${p.ddMib} MiB${pass}`, unit: 'MB/s', digits: 1, f: (r) => mbps(r.blk.seqRead?.bytes, r.blk.seqRead?.seconds), target: true },
+    ...(cold ? [{ name: 'block: sequential read, first pass (cold JIT)', unit: 'MB/s', digits: 1, f: (r: DevRunRecord) => mbps(r.blk.seqReadCold?.bytes, r.blk.seqReadCold?.seconds), target: false }] : []),
+    { name: `  requests the device saw per ${cold ? 'warm ' : ''}dd (guest block-layer counters)`, unit: 'reqs', digits: 0, f: (r) => r.blk.seqReadReqs?.count, target: false },
     { name: '  mean request size', unit: 'KiB', digits: 1, f: (r) => r.blk.seqReadReqs?.meanKiB, target: false },
-    { name: `block: sequential write, dd bs=${bsText(p.ddBsKiB)} oflag=direct, ${p.ddMib} MiB`, unit: 'MB/s', digits: 1, f: (r) => mbps(r.blk.seqWrite?.bytes, r.blk.seqWrite?.seconds), target: true },
-    { name: '  requests the device saw per dd', unit: 'reqs', digits: 0, f: (r) => r.blk.seqWriteReqs?.count, target: false },
+    { name: `block: sequential write, dd bs=${bsText(p.ddBsKiB)} oflag=direct, ${p.ddMib} MiB${pass}`, unit: 'MB/s', digits: 1, f: (r) => mbps(r.blk.seqWrite?.bytes, r.blk.seqWrite?.seconds), target: true },
+    ...(cold ? [{ name: 'block: sequential write, first pass (cold JIT)', unit: 'MB/s', digits: 1, f: (r: DevRunRecord) => mbps(r.blk.seqWriteCold?.bytes, r.blk.seqWriteCold?.seconds), target: false }] : []),
+    { name: `  requests the device saw per ${cold ? 'warm ' : ''}dd`, unit: 'reqs', digits: 0, f: (r) => r.blk.seqWriteReqs?.count, target: false },
     { name: '  mean request size', unit: 'KiB', digits: 1, f: (r) => r.blk.seqWriteReqs?.meanKiB, target: false },
     { name: '  time per dd write request, guest view (dd time / requests)', unit: 'µs', digits: 0, f: (r) => (r.blk.seqWrite && r.blk.seqWriteReqs ? (r.blk.seqWrite.seconds * 1e6) / r.blk.seqWriteReqs.count : null), target: false },
-    { name: '  of which in the host pwrite(s) (sparkler metrics write_agg)', unit: 'µs', digits: 0, f: (r) => (r.vmmBlock && r.vmmBlock.writeCount > 0 ? r.vmmBlock.writeUs / r.vmmBlock.writeCount : null), target: false },
+    { name: `  of which in the host pwrite(s) (sparkler metrics write_agg${cold ? ', both passes' : ''})`, unit: 'µs', digits: 0, f: (r) => (r.vmmBlock && r.vmmBlock.writeCount > 0 ? r.vmmBlock.writeUs / r.vmmBlock.writeCount : null), target: false },
     { name: `block: 4 KiB random read, O_DIRECT, QD1, ${p.randSeconds} s (randread)`, unit: 'IOPS', digits: 0, f: (r) => r.blk.rand?.iops, target: true },
     { name: '  = µs per 4 KiB read (guest clock, 1/IOPS)', unit: 'µs', digits: 0, f: (r) => (r.blk.rand ? 1e6 / r.blk.rand.iops : null), target: false },
   ];
@@ -446,6 +467,12 @@ function labMetrics(l: LabPart): Metric[] {
     m.push(
       { name: `net: guest → host TCP, ${p.netMib} MiB over the TAP (host clock, first byte → EOF)`, unit: 'MB/s', digits: 1, f: (r) => mbps(r.net.sink?.bytes, r.net.sink?.seconds), target: true },
       { name: '  guest\'s own view (connect → peer close, guest clock)', unit: 'MB/s', digits: 1, f: (r) => mbps(r.net.send?.bytes, r.net.send?.seconds), target: false },
+    );
+  }
+  if (recv) {
+    m.push(
+      { name: `net: host → guest TCP, ${p.netRecvMib} MiB over the TAP (guest clock, first byte → EOF)`, unit: 'MB/s', digits: 1, f: (r) => mbps(r.net.recv?.bytes, r.net.recv?.seconds), target: true },
+      { name: '  lab host\'s own view (connect → peer close, host clock)', unit: 'MB/s', digits: 1, f: (r) => mbps(r.net.recvSend?.bytes, r.net.recvSend?.seconds), target: false },
     );
   }
   m.push({ name: 'guest RAM touched, in transparent huge pages (VMM smaps, after the block tests)', unit: '%', digits: 0, f: (r) => (r.guestRam && r.guestRam.anonKiB > 0 ? (100 * r.guestRam.anonHugeKiB) / r.guestRam.anonKiB : null), target: false });
@@ -476,11 +503,20 @@ function labTable(l: LabPart): Table {
   }
   const warm = l.records.filter((r) => r.warmup);
   if (warm.length) {
-    rows.push({ section: 'warm-up runs (not in the medians): seq read / seq write MB/s, IOPS, net MB/s' });
+    const recv = warm.some((r) => r.net.recv !== undefined);
+    const passes = warm.some((r) => r.blk.seqReadCold !== undefined) ? ' (second passes)' : '';
+    rows.push({ section: `warm-up runs (not in the medians): seq read / seq write MB/s${passes}, IOPS, net guest → host${recv ? ' / host → guest' : ''} MB/s` });
     const w = (vmm: Vmm): string =>
       warm
         .filter((r) => r.vmm === vmm)
-        .map((r) => [mbps(r.blk.seqRead?.bytes, r.blk.seqRead?.seconds), mbps(r.blk.seqWrite?.bytes, r.blk.seqWrite?.seconds), r.blk.rand?.iops ?? null, mbps(r.net.sink?.bytes, r.net.sink?.seconds)].map((x) => (x === null ? '-' : x.toFixed(x > 999 ? 0 : 1))).join(' / '))
+        .map((r) =>
+          [
+            mbps(r.blk.seqRead?.bytes, r.blk.seqRead?.seconds),
+            mbps(r.blk.seqWrite?.bytes, r.blk.seqWrite?.seconds),
+            r.blk.rand?.iops ?? null,
+            mbps(r.net.sink?.bytes, r.net.sink?.seconds),
+            ...(recv ? [mbps(r.net.recv?.bytes, r.net.recv?.seconds)] : []),
+          ].map((x) => (x === null ? '-' : x.toFixed(x > 999 ? 0 : 1))).join(' / '))
         .join('; ') || '-';
     rows.push(['', '', w('sparkler'), w('qemu'), '', '', '']);
   }
@@ -522,7 +558,10 @@ function report(r: Results, markdown: boolean): string {
     const adds = l.sparklerAdds.length ? ` + \`${l.sparklerAdds.join(' ')}\` (appended by sparkler itself)` : '';
     kv('cmdline', `sparkler: \`${lp.cmdline}\`${adds}; QEMU: \`${lp.qemuCmdline}\``);
     kv('disk', `${lp.imageMib} MiB raw image of random data in the lab's RAM-backed /tmp (host page cache); sparkler \`cache_type: Unsafe\`, QEMU \`cache=unsafe\` (aio=threads); reads cover [0, ${lp.ddMib}) MiB, writes [${lp.ddMib}, ${2 * lp.ddMib}) MiB, random reads the whole disk`);
-    if (lp.netMib > 0) kv('net', `TAP ${lp.tap} = ${lp.hostIp}/30 (persistent, shared by both VMMs), guest ${lp.guestIp}, MAC ${lp.guestMac}; sink: randread on the lab host; QEMU \`vhost=off\``);
+    if (lp.netMib > 0) {
+      const back = (lp.netRecvMib ?? 0) > 0 ? `; host → guest: randread's sink in the guest (port ${lp.recvPort}), the lab host's randread sends once the guest says it listens` : '';
+      kv('net', `TAP ${lp.tap} = ${lp.hostIp}/30 (persistent, shared by both VMMs), guest ${lp.guestIp}, MAC ${lp.guestMac}; guest → host: randread's sink on the lab host${back}; QEMU \`vhost=off\``);
+    }
     if (l.sparklerEntry) kv('sparkler', `bin/sparkler starting from ${l.sparklerEntry}, a private copy taken at the start (copied into the lab's RAM)`);
     kv('method', `one lab session, ${lp.runs} timed runs per VMM alternating (order flipped every round), ${lp.warmups} warm-up run(s) each first; lab session ${l.wallS.toFixed(0)} s (exit ${l.labExit})`);
     kv('qemu', `\`qemu-system-x86_64 -M ${lp.qemuMachine} -accel kvm -cpu host -m ${lp.memMib} -smp 1 -nodefaults -no-user-config -nographic -serial stdio -kernel … -initrd … -append … -no-reboot -drive id=d,file=IMG,format=raw,if=none,cache=unsafe -device virtio-blk-device,drive=d${lp.netMib > 0 ? ` -netdev tap,id=n,ifname=${lp.tap},script=no,downscript=no,vhost=off -device virtio-net-device,netdev=n,mac=${lp.guestMac}` : ''}\``);
@@ -562,7 +601,10 @@ function report(r: Results, markdown: boolean): string {
   const notes = [
     ...(l
       ? [
-          'Guest-side figures are timed by the guest on its own clock (CLOCK_MONOTONIC of bench/guests/randread.c, which also times each dd: busybox\'s dd reports no time), except the TCP throughput, timed by the sink on the lab host. The lab emulates the CPU (TCG) underneath KVM, which inflates every cost: compare the ratios of the same run, not absolute figures.',
+          `Guest-side figures are timed by the guest on its own clock (CLOCK_MONOTONIC of bench/guests/randread.c, which also times each dd: busybox's dd reports no time), except the guest → host TCP throughput, timed by the sink on the lab host${(l.params.netRecvMib ?? 0) > 0 && l.params.netMib > 0 ? " (host → guest is timed by the guest's sink)" : ''}. The lab emulates the CPU (TCG) underneath KVM, which inflates every cost: compare the ratios of the same run, not absolute figures.`,
+          ...(l.records.some((x) => x.blk.seqReadCold || x.blk.seqWriteCold)
+            ? ['"First pass (cold JIT)": each dd runs twice in the same boot; the first pass is the guest\'s first sequential read (write) of the run, during which V8 is still optimizing sparkler\'s device paths (in the lab the first ~0.5 s of I/O runs about 3× slower). QEMU has no JIT, so its two passes differ by noise only. The sequential rows with the target are the second (warm) passes, as are the request counts; no target applies to the first pass.']
+            : []),
           'Negotiated features come from the guest\'s /sys/bus/virtio/devices/*/features. Without VIRTIO_BLK_F_SEG_MAX Linux allows one segment per request (max_segments=1): each request is one physically contiguous buffer, so an O_DIRECT 1 MiB dd from scattered user pages reaches the device as requests of a page or so (see "mean request size"), where QEMU\'s are as large as the guest\'s block layer makes them (max_sectors_kb, 512 KiB by default). QEMU\'s virtio-mmio devices are legacy (transport version 1) by default on microvm.',
         ]
       : []),

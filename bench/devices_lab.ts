@@ -3,9 +3,13 @@
  * `sparkler.cmd=devbench` alternately under sparkler and QEMU microvm, each
  * with the same scratch disk (virtio-blk, cache unsafe) and the same TAP
  * (virtio-net). The guest times dd (O_DIRECT 1 MiB sequential read and
- * write) and randread (O_DIRECT 4 KiB random reads, queue depth 1) on its
- * own clock, then sends a fixed amount over TCP to randread's sink on the
- * TAP's host side, which times it on the host's clock.
+ * write, each twice: a first pass while sparkler's JIT warms up, then the
+ * timed pass) and randread (O_DIRECT 4 KiB random reads, queue depth 1) on
+ * its own clock, then sends a fixed amount over TCP to randread's sink on
+ * the TAP's host side, which times it on the host's clock. Last, host →
+ * guest: the guest starts randread's sink and says "netbench recv-ready" on
+ * its console; this runner, reading the console, then starts `randread send`
+ * to the guest, and the guest's sink times the transfer on the guest's clock.
  * Runs as root where stock Linux guests boot (inside tools/kvm-lab/run
  * here); writes its results (JSON) after every boot.
  *   node dist/bench/devices_lab.js <params.json> <results.json>
@@ -16,7 +20,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { machineInfo, nowMs, sampleMemory, type MemSample } from './boot_shared.js';
-import { guestErrors, parseGuest, parseSink, type DevLabParams, type DevLabResults, type DevRunRecord, type Vmm } from './devices_shared.js';
+import { guestErrors, parseGuest, parseSend, parseSink, type DevLabParams, type DevLabResults, type DevRunRecord, type Vmm } from './devices_shared.js';
 
 const [paramsFile, resultsFile] = process.argv.slice(2);
 if (!paramsFile || !resultsFile) {
@@ -71,6 +75,9 @@ if (p.sparklerDir) {
   results.setup.push(`sparkler: ${sparklerBin} (copied from ${p.sparklerDir})`);
 }
 
+// Host → guest needs the network part and a port; params of an earlier bench/devices have neither.
+const recvMib = p.netMib > 0 && p.recvPort ? p.netRecvMib ?? 0 : 0;
+
 function ip(...args: string[]): void {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
 }
@@ -86,7 +93,8 @@ if (p.netMib > 0) {
   if (fs.existsSync(v6)) fs.writeFileSync(v6, '1'); // no router solicitations etc. on the wire
   ip('addr', 'add', `${p.hostIp}/30`, 'dev', p.tap);
   ip('link', 'set', 'dev', p.tap, 'up');
-  results.setup.push(`TAP ${p.tap} = ${p.hostIp}/30, guest ${p.guestIp}, sink on port ${p.port}`);
+  results.setup.push(`TAP ${p.tap} = ${p.hostIp}/30, guest ${p.guestIp}, sink on port ${p.port}` +
+    (recvMib > 0 ? `; host → guest: ${recvMib} MiB to the guest's sink on port ${p.recvPort}` : ''));
 }
 save();
 
@@ -179,12 +187,34 @@ async function startSink(): Promise<{ done: Promise<string>; kill: () => void }>
   return { done, kill: () => void child.kill('SIGKILL') };
 }
 
+/**
+ * Starts the host → guest sender (randread send, which retries its connect for 30 s): called when the
+ * guest's sink listens. done: its output once it ends (the guest's sink closes after EOF).
+ */
+function startSender(): { done: Promise<string>; kill: () => void } {
+  const child = spawn(p.randread, ['send', p.guestIp, String(p.recvPort), String(recvMib)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RANDREAD_TIMEOUT: String(p.runTimeoutS + 30) },
+  });
+  let out = '';
+  child.stdout.setEncoding('latin1');
+  child.stderr.setEncoding('latin1');
+  child.stdout.on('data', (d: string) => (out += d));
+  child.stderr.on('data', (d: string) => (out += d));
+  const done = new Promise<string>((resolve) => {
+    child.on('close', () => resolve(out));
+    child.on('error', (e) => resolve(out + `spawn failed: ${e.message}`));
+  });
+  return { done, kill: () => void child.kill('SIGKILL') };
+}
+
 async function one(vmm: Vmm, iter: number, warmup: boolean): Promise<void> {
   const label = `${warmup ? 'warm-up ' : ''}${vmm} #${iter + 1}`;
   log(`${label}: starting`);
   const sink = p.netMib > 0 ? await startSink() : null;
   fs.rmSync(metricsFile, { force: true });
   const { file, args } = command(vmm);
+  let sender: ReturnType<typeof startSender> | null = null;
   const rec = await new Promise<DevRunRecord>((resolve) => {
     let out = '';
     let err = '';
@@ -200,6 +230,8 @@ async function one(vmm: Vmm, iter: number, warmup: boolean): Promise<void> {
     child.stderr!.setEncoding('latin1');
     child.stdout!.on('data', (d: string) => {
       out += d;
+      // The guest's sink listens: send now (the guest waits for it before bench-done).
+      if (sender === null && recvMib > 0 && /^netbench recv-ready/m.test(out)) sender = startSender();
       // After the block tests, while the VMM runs: how its guest RAM is backed (THP or 4 KiB pages).
       if (mem === null && memError === null && /^blkbench randread/m.test(out)) {
         try {
@@ -225,7 +257,7 @@ async function one(vmm: Vmm, iter: number, warmup: boolean): Promise<void> {
       resolve({
         vmm, iter, warmup, argv: [file, ...args], code, signal, timedOut, wallMs: exitMs,
         blk: g.blk,
-        net: { info: g.netInfo, sink: null, send: g.send, sinkOutput: '' },
+        net: { info: g.netInfo, sink: null, send: g.send, sinkOutput: '', ...(recvMib > 0 ? { recv: g.recv, recvSend: null, recvSendOutput: '' } : {}) },
         guestRam: mem === null ? null : (mem as MemSample).guestRam,
         vmmBlock: vmm === 'sparkler' ? blockMetrics() : null,
         errors: guestErrors(out),
@@ -248,7 +280,24 @@ async function one(vmm: Vmm, iter: number, warmup: boolean): Promise<void> {
     rec.net.sink = parseSink(out);
     if (!rec.net.sink) rec.errors.push(`sink: ${out.trim() || 'no output'}`);
   }
+  if (recvMib > 0) {
+    // TS narrows `sender` to its initial null (it is assigned in a callback): read it back through a cast.
+    const snd = sender as ReturnType<typeof startSender> | null;
+    if (!snd) rec.errors.push('host → guest: the guest never said "netbench recv-ready"');
+    else {
+      // The sender ends when the guest's sink closes; if the guest went away first it would wait on.
+      const t = setTimeout(snd.kill, 3000);
+      const out = await snd.done;
+      clearTimeout(t);
+      rec.net.recvSendOutput = out.trim();
+      rec.net.recvSend = parseSend(out);
+      if (!rec.net.recvSend) rec.errors.push(`host → guest sender: ${out.trim() || 'no output'}`);
+    }
+    if (!rec.net.recv) rec.errors.push('no host → guest result from the guest\'s sink');
+  }
+  if (!rec.blk.seqReadCold) rec.errors.push('no sequential-read first-pass result');
   if (!rec.blk.seqRead) rec.errors.push('no sequential-read result');
+  if (!rec.blk.seqWriteCold) rec.errors.push('no sequential-write first-pass result');
   if (!rec.blk.seqWrite) rec.errors.push('no sequential-write result');
   if (!rec.blk.rand) rec.errors.push('no random-read result');
   if (p.netMib > 0 && !rec.net.send) rec.errors.push('no netsend result from the guest');
@@ -259,8 +308,10 @@ async function one(vmm: Vmm, iter: number, warmup: boolean): Promise<void> {
   const mbs = (bytes?: number, s?: number): string => (bytes && s ? `${(bytes / 1e6 / s).toFixed(1)} MB/s` : '-');
   log(
     `${label}: ${rec.errors.length ? `PROBLEMS: ${rec.errors.join('; ')}` : 'ok'}; wall ${rec.wallMs === null ? '-' : (rec.wallMs / 1000).toFixed(1)} s, ` +
-      `seq read ${mbs(rec.blk.seqRead?.bytes, rec.blk.seqRead?.seconds)}, seq write ${mbs(rec.blk.seqWrite?.bytes, rec.blk.seqWrite?.seconds)}, ` +
-      `4k rand ${rec.blk.rand ? `${rec.blk.rand.iops.toFixed(0)} IOPS` : '-'}, net ${mbs(rec.net.sink?.bytes, rec.net.sink?.seconds)}`,
+      `seq read ${mbs(rec.blk.seqRead?.bytes, rec.blk.seqRead?.seconds)} (cold ${mbs(rec.blk.seqReadCold?.bytes, rec.blk.seqReadCold?.seconds)}), ` +
+      `seq write ${mbs(rec.blk.seqWrite?.bytes, rec.blk.seqWrite?.seconds)} (cold ${mbs(rec.blk.seqWriteCold?.bytes, rec.blk.seqWriteCold?.seconds)}), ` +
+      `4k rand ${rec.blk.rand ? `${rec.blk.rand.iops.toFixed(0)} IOPS` : '-'}, net out ${mbs(rec.net.sink?.bytes, rec.net.sink?.seconds)}` +
+      (recvMib > 0 ? `, net in ${mbs(rec.net.recv?.bytes, rec.net.recv?.seconds)}` : ''),
   );
   if (rec.errors.length) log(`console tail:\n${rec.consoleTail}\nstderr tail:\n${rec.stderrTail}`);
 }

@@ -12,7 +12,7 @@ export interface DevLabParams {
   kernel: string;
   /** The prepared initramfs followed by the archive holding /bin/randread. */
   initrd: string;
-  /** The same randread, run on the lab's host as the TCP sink. */
+  /** The same randread, run on the lab's host as the TCP sink (guest → host) and sender (host → guest). */
   randread: string;
   /** The sparkler guest's command line (sparkler.cmd=devbench …); QEMU gets it with reboot=t and sparkler's own additions. */
   cmdline: string;
@@ -31,6 +31,12 @@ export interface DevLabParams {
   randSeconds: number;
   /** MiB the guest sends to the host over TCP; 0: no network part. */
   netMib: number;
+  /**
+   * MiB the lab host sends to the guest's sink on recvPort once the guest says "netbench recv-ready"
+   * (0: not measured); needs the network part. Optional in results of earlier versions (not measured).
+   */
+  netRecvMib?: number;
+  recvPort?: number;
   tap: string;
   hostIp: string;
   guestIp: string;
@@ -60,10 +66,17 @@ export interface DevRunRecord {
   blk: {
     /** The guest's /sys view of the disk (features bits, max_segments, max_hw_sectors_kb). */
     info: string | null;
+    /** The timed (second) pass of each dd: the VMM's code is warm. */
     seqRead: DdResult | null;
     seqWrite: DdResult | null;
+    /**
+     * The same dd's first pass, the guest's first reads (writes) of the run: sparkler's JIT is still
+     * optimizing its I/O path. Absent in results of earlier versions (one pass only).
+     */
+    seqReadCold?: DdResult | null;
+    seqWriteCold?: DdResult | null;
     rand: { ops: number; bs: number; seconds: number; iops: number } | null;
-    /** Requests the guest's block layer completed during each dd and their mean size (from /sys/block/vda/stat). */
+    /** Requests the guest's block layer completed during each timed dd and their mean size (from /sys/block/vda/stat). */
     seqReadReqs: { count: number; meanKiB: number } | null;
     seqWriteReqs: { count: number; meanKiB: number } | null;
   };
@@ -74,13 +87,21 @@ export interface DevRunRecord {
     /** The guest's own view: connect to the peer's close (guest clock). */
     send: { bytes: number; seconds: number } | null;
     sinkOutput: string;
+    /**
+     * Host → guest (absent in results of earlier versions): the guest's sink, first byte to EOF on the
+     * guest's clock, and the lab host's sender, connect to the guest's close on the host's clock.
+     */
+    recv?: { bytes: number; seconds: number; acceptToEofS: number } | null;
+    recvSend?: { bytes: number; seconds: number } | null;
+    recvSendOutput?: string;
   };
   /** The VMM's guest RAM mapping (smaps) sampled after the block tests: touched KiB, of which in transparent huge pages. */
   guestRam?: GuestRamVma | null;
   /**
    * sparkler only: its block device's metrics summed over the run (--metrics-path): requests, bytes and the
    * time spent in the host read/write syscalls (read_agg/write_agg sum_us), kicks (queue_event_count).
-   * Writes happen only in the dd write test, so writeUs/writeCount is the device's host time per dd request.
+   * Writes happen only in the two dd write passes, so writeUs/writeCount is the device's host time per dd
+   * request (averaged over the cold and the warm pass).
    */
   vmmBlock?: { readCount: number; readBytes: number; readUs: number; writeCount: number; writeBytes: number; writeUs: number; queueEvents: number } | null;
   errors: string[];
@@ -101,9 +122,10 @@ export interface DevLabResults {
 
 /**
  * Parses `blkbench seqread bs=1048576 64+0 records in 64+0 records out time seconds=0.5 rc=0`
- * (dd's own report, then randread's timing of it: busybox's dd prints no time).
+ * (dd's own report, then randread's timing of it: busybox's dd prints no time); `seqread-cold`
+ * and `seqwrite-cold` are the first passes.
  */
-export function parseDd(console: string, what: 'seqread' | 'seqwrite'): DdResult | null {
+export function parseDd(console: string, what: 'seqread' | 'seqwrite' | 'seqread-cold' | 'seqwrite-cold'): DdResult | null {
   const line = new RegExp(`^blkbench ${what} bs=(\\d+)(.*)$`, 'm').exec(console);
   if (!line) return null;
   const out = /(\d+)\+\d+ records out/.exec(line[2]!);
@@ -112,9 +134,15 @@ export function parseDd(console: string, what: 'seqread' | 'seqwrite'): DdResult
   return { rc: Number(t[2]), bytes: Number(out[1]) * Number(line[1]), seconds: Number(t[1]) };
 }
 
-export function parseGuest(console: string): Pick<DevRunRecord, 'blk'> & { send: DevRunRecord['net']['send']; netInfo: string | null } {
+export function parseGuest(console: string): Pick<DevRunRecord, 'blk'> & {
+  send: DevRunRecord['net']['send'];
+  recv: NonNullable<DevRunRecord['net']['recv']> | null;
+  netInfo: string | null;
+} {
   const r = /^blkbench randread ops=(\d+) bs=(\d+) seconds=([\d.]+) iops=([\d.]+)/m.exec(console);
   const s = /^netbench netsend bytes=(\d+) seconds=([\d.]+)/m.exec(console);
+  // The guest's sink, relayed line by line by guest/init.sh.
+  const recvLine = /^netbench recv (netsink bytes=.*)$/m.exec(console);
   // /sys/block/<dev>/stat: read I/Os, read merges, read sectors, read ticks, write I/Os, write merges, write sectors, …
   const stat = (n: number): number[] | null => {
     const m = new RegExp(`^blkbench stat${n} ([\\d ]+?)\\s*$`, 'm').exec(console);
@@ -125,24 +153,36 @@ export function parseGuest(console: string): Pick<DevRunRecord, 'blk'> & { send:
     const count = b[ios]! - a[ios]!;
     return count > 0 ? { count, meanKiB: ((b[sectors]! - a[sectors]!) * 512) / 1024 / count } : null;
   };
-  const [s0, s1, s2] = [stat(0), stat(1), stat(2)];
+  // With first passes, stat2..3 frame the timed write (the cold write is between stat1 and stat2);
+  // a guest/init.sh of one pass each has no stat3 and its write is between stat1 and stat2.
+  const [s0, s1, s2, s3] = [stat(0), stat(1), stat(2), stat(3)];
   return {
     blk: {
       info: /^blkbench (vda-features=.*?)\r?$/m.exec(console)?.[1] ?? null,
       seqReadReqs: reqs(s0, s1, 0, 2),
-      seqWriteReqs: reqs(s1, s2, 4, 6),
+      seqWriteReqs: s3 ? reqs(s2, s3, 4, 6) : reqs(s1, s2, 4, 6),
       seqRead: parseDd(console, 'seqread'),
       seqWrite: parseDd(console, 'seqwrite'),
+      seqReadCold: parseDd(console, 'seqread-cold'),
+      seqWriteCold: parseDd(console, 'seqwrite-cold'),
       rand: r ? { ops: Number(r[1]), bs: Number(r[2]), seconds: Number(r[3]), iops: Number(r[4]) } : null,
     },
     send: s ? { bytes: Number(s[1]), seconds: Number(s[2]) } : null,
+    recv: recvLine ? parseSink(recvLine[1]!) : null,
     netInfo: /^netbench (eth0-features=.*?)\r?$/m.exec(console)?.[1] ?? null,
   };
 }
 
+/** randread sink's result line (`netsink bytes=N seconds=S accept_to_eof=T`), on either side. */
 export function parseSink(out: string): DevRunRecord['net']['sink'] {
   const m = /netsink bytes=(\d+) seconds=([\d.]+) accept_to_eof=([\d.]+)/.exec(out);
   return m ? { bytes: Number(m[1]), seconds: Number(m[2]), acceptToEofS: Number(m[3]) } : null;
+}
+
+/** randread send's result line (`netsend bytes=N seconds=S`), on either side. */
+export function parseSend(out: string): DevRunRecord['net']['send'] {
+  const m = /netsend bytes=(\d+) seconds=([\d.]+)/.exec(out);
+  return m ? { bytes: Number(m[1]), seconds: Number(m[2]) } : null;
 }
 
 /** The guest's error lines worth showing (randread's "<mode> error=…", dd failures, setup failures). */
