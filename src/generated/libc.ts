@@ -13,6 +13,8 @@ export const MAP_SHARED = 0x01;
 export const MAP_PRIVATE = 0x02;
 export const MAP_ANONYMOUS = 0x20;
 export const MAP_NORESERVE = 0x4000;
+/** <asm-generic/mman-common.h> MAP_POPULATE: prefault the page tables. */
+export const MAP_POPULATE = 0x8000;
 /** mmap's error return, (void *)-1. */
 export const MAP_FAILED = 0xffffffffffffffffn;
 export const MADV_DONTNEED = 4;
@@ -107,6 +109,8 @@ export const EINVAL = 22;
 export const ENOTTY = 25;
 export const EBADFD = 77;
 export const EIO = 5;
+/** <asm-generic/errno.h> ENOSYS: no such syscall (e.g. io_uring_setup on a kernel without CONFIG_IO_URING). */
+export const ENOSYS = 38;
 /** <linux/socket.h> SOL_PACKET, <linux/if_packet.h> PACKET_VNET_HDR: packet socket sends/receives carry a struct virtio_net_hdr. */
 export const SOL_PACKET = 263;
 export const PACKET_VNET_HDR = 15;

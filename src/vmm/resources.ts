@@ -141,7 +141,6 @@ export class VmResources {
   setDrive(input: unknown, at = 'drive'): Drive {
     const d = validateDrive(input, at);
     if (d.socket !== null) notSupported(at, 'vhost-user block devices are');
-    if (d.io_engine === 'Async') notSupported(at, 'the Async (io_uring) io_engine is');
     checkBackingFile(joinPath(at, 'path_on_host'), d.path_on_host ?? '', d.is_read_only ?? false);
     if (d.is_root_device && this.drives.some((x) => x.is_root_device && x.drive_id !== d.drive_id)) {
       fail(at, 'a root block device already exists; only one drive can be the root device');

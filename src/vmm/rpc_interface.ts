@@ -116,6 +116,7 @@ export class VmmController {
         path: d.path_on_host ?? '',
         readOnly: d.is_read_only ?? false,
         cacheType: d.cache_type,
+        ioEngine: d.io_engine ?? 'Sync',
         rateLimiter: d.rate_limiter,
       })),
       rootDevice: root ? { partuuid: root.partuuid, readOnly: root.is_read_only ?? false } : undefined,

@@ -111,6 +111,14 @@ describe('example config (shared ref)', () => {
     assert.equal(r.drives[0]!.drive_id, 'rootfs');
     assert.equal(r.drives[0]!.is_root_device, true);
   });
+
+  it('accepts both io engines (Async: io_uring) and refuses others', () => {
+    for (const io_engine of ['Sync', 'Async']) {
+      const r = parseConfigFile(doc({ drives: [{ drive_id: 'd', is_root_device: false, path_on_host: kernel, io_engine }] }));
+      assert.equal(r.drives[0]!.io_engine, io_engine);
+    }
+    expectConfigError(doc({ drives: [{ drive_id: 'd', is_root_device: false, path_on_host: kernel, io_engine: 'Uring' }] }), /^drives\[0\]\.io_engine: invalid value "Uring" \(expected one of: Sync, Async\)$/);
+  });
 });
 
 describe('valid configs', () => {

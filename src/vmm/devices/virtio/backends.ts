@@ -12,7 +12,7 @@ export function createBackend(spec: VirtioBackendSpec): VirtioBackend {
   switch (spec.kind) {
     case 'block':
       return new BlockBackend({
-        fd: spec.fd, sizeBytes: spec.sizeBytes, readOnly: spec.readOnly, cacheType: spec.cacheType, driveId: spec.driveId,
+        fd: spec.fd, sizeBytes: spec.sizeBytes, readOnly: spec.readOnly, cacheType: spec.cacheType, ioEngine: spec.ioEngine, driveId: spec.driveId,
         ...(rateLimiter ? { rateLimiter } : {}),
       });
     case 'rng':

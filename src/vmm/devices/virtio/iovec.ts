@@ -68,14 +68,21 @@ export class HostMap {
   }
 }
 
-/** A native struct iovec[] (16 bytes an entry: le64 base, le64 len) in a JS buffer. */
+/**
+ * A native struct iovec[] (16 bytes an entry: le64 base, le64 len) in a JS
+ * buffer, or over given memory (native memory when the array must outlive
+ * the call that uses it, as for io_uring requests).
+ */
 export class IoVecArray {
   readonly bytes: Uint8Array;
   private readonly dv: DataView;
 
-  constructor(readonly capacity: number) {
-    this.bytes = new Uint8Array(capacity * SIZEOF_IOVEC);
-    this.dv = new DataView(this.bytes.buffer);
+  constructor(readonly capacity: number, over?: Uint8Array) {
+    if (over !== undefined && over.byteLength < capacity * SIZEOF_IOVEC) {
+      throw new RangeError(`${over.byteLength} bytes cannot hold ${capacity} iovecs`);
+    }
+    this.bytes = over ?? new Uint8Array(capacity * SIZEOF_IOVEC);
+    this.dv = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
   }
 
   set(i: number, host: number, len: number): void {

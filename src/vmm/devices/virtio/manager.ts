@@ -27,6 +27,7 @@ export interface BlockDeviceConfig {
   path: string;
   readOnly: boolean;
   cacheType: 'Unsafe' | 'Writeback';
+  ioEngine: 'Sync' | 'Async';
   rateLimiter: RateLimiterConfig | null;
 }
 
@@ -99,7 +100,7 @@ export class VirtioDeviceManager {
   addBlock(cfg: BlockDeviceConfig): void {
     const { fd, sizeBytes } = openDisk(cfg.path, cfg.readOnly);
     this.fds.push(fd);
-    this.add(cfg.driveId, { kind: 'block', fd, sizeBytes, readOnly: cfg.readOnly, cacheType: cfg.cacheType, driveId: cfg.driveId, rateLimiter: cfg.rateLimiter });
+    this.add(cfg.driveId, { kind: 'block', fd, sizeBytes, readOnly: cfg.readOnly, cacheType: cfg.cacheType, ioEngine: cfg.ioEngine, driveId: cfg.driveId, rateLimiter: cfg.rateLimiter });
   }
 
   addEntropy(rateLimiter: RateLimiterConfig | null): void {

@@ -14,6 +14,8 @@ export type VirtioBackendSpec =
     sizeBytes: number;
     readOnly: boolean;
     cacheType: 'Unsafe' | 'Writeback';
+    /** Firecracker's io_engine: Sync (syscalls on the device thread) or Async (io_uring). */
+    ioEngine: 'Sync' | 'Async';
     driveId: string;
     rateLimiter: RateLimiterConfig | null;
   }

@@ -5,11 +5,14 @@
  *
  * Runs on the device thread. Each processQueue() drains the ring: every
  * chain is parsed (request.ts), rate limited (1 op, plus its data bytes for
- * IN/OUT), executed synchronously with pread/pwrite straight between the
- * file and guest RAM (io.ts), completed with its status byte and returned
- * to the driver with used length = bytes written into guest memory (data
- * read + the status byte). A request the rate limiter refuses is put back
- * on the ring (undoPop) and processing stops until retryInMs() has passed.
+ * IN/OUT), executed straight between the file and guest RAM, completed with
+ * its status byte and returned to the driver with used length = bytes
+ * written into guest memory (data read + the status byte). Two engines, as
+ * Firecracker's `io_engine`: Sync runs preadv/pwritev/fsync right here
+ * (io.ts); Async queues them on an io_uring (async_io.ts) and completes each
+ * request when the kernel reports it, in any order. A request the rate
+ * limiter refuses is put back on the ring (undoPop) and processing stops
+ * until retryInMs() has passed.
  *
  * The backend does not own the file descriptor: whoever opened it (with
  * O_RDONLY for a read-only drive) closes it, also after updateDisk().
@@ -32,12 +35,15 @@ import type { GuestMemory } from '../../../../memory/guest_memory.js';
 import * as libc from '../../../../sys/libc.js';
 import { guestSegments, type DescriptorChain, type Queue } from '../../../../virtio/queue/index.js';
 import { RateLimiter, type BucketUpdate } from '../../../rate_limiter/index.js';
-import { popChain, REJECTED, retryDelayMs, type ActivateContext, type VirtioBackend, takeQueues } from '../backend.js';
+import { popChain, REJECTED, retryDelayMs, type ActivateContext, type BackendEvents, type VirtioBackend, takeQueues } from '../backend.js';
+import { HostMap } from '../iovec.js';
+import { AsyncIo } from './async_io.js';
 import { transfer } from './io.js';
 import { createBlockMetrics, recordLatency, type BlockMetrics } from './metrics.js';
 import { parseRequest, type BlockRequest } from './request.js';
 
 export type CacheType = 'Unsafe' | 'Writeback';
+export type IoEngine = 'Sync' | 'Async';
 
 /** Firecracker's BLOCK_QUEUE_SIZES: one queue of FIRECRACKER_MAX_QUEUE_SIZE. */
 export const BLOCK_QUEUE_SIZES: readonly number[] = [256];
@@ -65,12 +71,24 @@ export interface BlockBackendOptions {
   driveId: string;
   /** Default: no limit. */
   rateLimiter?: RateLimiter;
+  /** Default Sync. Async needs the device thread's event loop (ActivateContext.events). */
+  ioEngine?: IoEngine;
 }
 
 interface ActiveState {
   mem: GuestMemory;
   queues: Queue[];
   interrupt: () => void;
+  /** Async engine only. */
+  aio?: { io: AsyncIo; events: BackendEvents; map: HostMap };
+}
+
+/** A request the Async engine has handed to the kernel. */
+interface InFlight {
+  head: number;
+  req: BlockRequest;
+  /** When it was queued (µs, for the latency metrics). */
+  t0: number;
 }
 
 /** What a request wrote into the guest and its status. */
@@ -104,12 +122,15 @@ export class BlockBackend implements VirtioBackend {
   readonly cacheType: CacheType;
   readonly driveId: string;
   readonly rateLimiter: RateLimiter;
+  readonly ioEngine: IoEngine;
 
   private _fd: number;
   private _sizeBytes: number;
   private _capacitySectors: bigint;
   private readonly idBytes: Uint8Array;
   private active: ActiveState | undefined;
+  /** Async engine: the request in each io_uring slot. */
+  private inFlight: Array<InFlight | undefined> = [];
   /** The last processQueue stopped on the rate limiter: a retry is due. */
   private throttled = false;
 
@@ -126,6 +147,8 @@ export class BlockBackend implements VirtioBackend {
     this.driveId = opts.driveId;
     this.idBytes = blockDeviceId(opts.driveId);
     this.rateLimiter = opts.rateLimiter ?? new RateLimiter();
+    this.ioEngine = opts.ioEngine ?? 'Sync';
+    if (this.ioEngine !== 'Sync' && this.ioEngine !== 'Async') throw new RangeError(`unknown io engine ${String(opts.ioEngine)}`);
     // Indirect descriptors let a request of BLOCK_SEG_MAX segments take one ring slot.
     let f = featureBit(VIRTIO_F_RING_EVENT_IDX) | featureBit(VIRTIO_F_RING_INDIRECT_DESC) | featureBit(VIRTIO_BLK_F_SEG_MAX);
     if (opts.cacheType === 'Writeback') f |= featureBit(VIRTIO_BLK_F_FLUSH);
@@ -164,13 +187,36 @@ export class BlockBackend implements VirtioBackend {
 
   activate(ctx: ActivateContext): void {
     takeQueues(`block ${this.driveId}`, ctx, BLOCK_QUEUE_SIZES, this.metrics);
-    this.active = { mem: ctx.mem, queues: ctx.queues, interrupt: ctx.interrupt };
+    const active: ActiveState = { mem: ctx.mem, queues: ctx.queues, interrupt: ctx.interrupt };
+    if (this.ioEngine === 'Async') {
+      const events = ctx.events;
+      if (!events) throw new Error(`block ${this.driveId}: the Async io_engine needs an event loop`);
+      const map = HostMap.cached(ctx.mem);
+      if (!map) throw new Error(`block ${this.driveId}: the Async io_engine needs host-mapped guest memory`);
+      // Room for BLOCK_SEG_MAX segments, each split at most once where two memory regions meet.
+      const io = new AsyncIo(BLOCK_QUEUE_SIZES[0]!, 2 * BLOCK_SEG_MAX);
+      events.add(io.eventFd, () => this.onCompletions());
+      active.aio = { io, events, map };
+      this.inFlight = new Array<InFlight | undefined>(io.slots);
+    }
+    this.active = active;
     this.throttled = false;
   }
 
   reset(): void {
+    const aio = this.active?.aio;
+    if (aio) {
+      aio.events.remove(aio.io.eventFd);
+      aio.io.close(); // waits for the requests in flight: none may land in guest memory after the reset
+      this.inFlight = [];
+    }
     this.active = undefined;
     this.throttled = false;
+  }
+
+  /** Async engine: requests handed to the kernel and not completed yet. */
+  get requestsInFlight(): number {
+    return this.active?.aio?.io.inFlight ?? 0;
   }
 
   retryInMs(): number | undefined {
@@ -254,17 +300,82 @@ export class BlockBackend implements VirtioBackend {
         this.throttled = true;
         break;
       }
+      if (a.aio && this.queueAsync(a.aio, req, chain.head)) continue;
       const done = this.execute(req, mem);
       mem.writeU8(req.statusAddr, done.status);
       q.addUsed(mem, chain.head, done.toGuest + 1);
       usedAny = true;
     }
+    a.aio?.io.submit();
 
     if (usedAny) {
       if (q.needsNotification(mem)) a.interrupt();
-    } else {
+    } else if (!a.aio || a.aio.io.inFlight === 0) {
       m['no_avail_buffer']++;
     }
+  }
+
+  /**
+   * Async engine: hands an IN, OUT or (Writeback) FLUSH to the io_uring;
+   * false when the request is done synchronously instead (GET_ID, FLUSH
+   * under Unsafe, buffers the ring cannot take).
+   */
+  private queueAsync(aio: NonNullable<ActiveState['aio']>, req: BlockRequest, head: number): boolean {
+    let slot: number;
+    if (req.type === 'in' || req.type === 'out') {
+      slot = aio.io.queueRw(req.type === 'in' ? 'read' : 'write', this._fd, aio.map, req.data, req.offset);
+    } else if (req.type === 'flush' && this.cacheType === 'Writeback') {
+      slot = aio.io.queueFsync(this._fd);
+    } else {
+      return false;
+    }
+    if (slot < 0) return false;
+    this.inFlight[slot] = { head, req, t0: nowUs() };
+    return true;
+  }
+
+  /** Async engine: the eventfd says requests completed; return them to the driver. */
+  private onCompletions(): void {
+    const a = this.active;
+    if (!a?.aio) return;
+    const q = a.queues[0]!;
+    const mem = a.mem;
+    let any = false;
+    a.aio.io.reap((slot, res) => {
+      const f = this.inFlight[slot];
+      this.inFlight[slot] = undefined;
+      if (!f) return;
+      const done = this.completion(f, res);
+      mem.writeU8(f.req.statusAddr, done.status);
+      q.addUsed(mem, f.head, done.toGuest + 1);
+      any = true;
+    });
+    if (any && q.needsNotification(mem)) a.interrupt();
+  }
+
+  /** Async engine: status and metrics of a request the kernel finished with `res` (bytes, or -errno). */
+  private completion(f: InFlight, res: number): Completion {
+    const m = this.metrics;
+    const { req } = f;
+    const bytes = Math.max(0, res);
+    const why = res < 0 ? `errno ${-res}` : `${res} of ${req.dataLen} bytes`;
+    if (req.type === 'flush') {
+      if (res < 0) return this.failed(`FLUSH: ${why}`, 0);
+      m['flush_count']++;
+      return { status: VIRTIO_BLK_S_OK, toGuest: 0 };
+    }
+    const read = req.type === 'in';
+    recordLatency(m, read ? 'read_agg' : 'write_agg', nowUs() - f.t0);
+    m[read ? 'read_bytes' : 'write_bytes'] += bytes;
+    if (res !== req.dataLen) return this.failed(`${read ? 'IN' : 'OUT'} at sector ${req.sector}: ${why}`, read ? bytes : 0);
+    m[read ? 'read_count' : 'write_count']++;
+    return { status: VIRTIO_BLK_S_OK, toGuest: read ? bytes : 0 };
+  }
+
+  private failed(what: string, toGuest: number): Completion {
+    logger.error(`block ${this.driveId}: failed to execute ${what}`);
+    this.metrics['invalid_reqs_count']++;
+    return { status: VIRTIO_BLK_S_IOERR, toGuest };
   }
 
   /** Firecracker's Request::rate_limit: one op, then the data bytes of IN/OUT (giving the op back if they are refused). */
@@ -280,11 +391,7 @@ export class BlockBackend implements VirtioBackend {
 
   private execute(req: BlockRequest, mem: GuestMemory): Completion {
     const m = this.metrics;
-    const fail = (what: string, toGuest: number): Completion => {
-      logger.error(`block ${this.driveId}: failed to execute ${what}`);
-      m['invalid_reqs_count']++;
-      return { status: VIRTIO_BLK_S_IOERR, toGuest };
-    };
+    const fail = (what: string, toGuest: number): Completion => this.failed(what, toGuest);
     switch (req.type) {
       case 'in': {
         const t0 = nowUs();
