@@ -52,6 +52,7 @@ const USAGE = `usage: bench/devices [options]
   --timeout S       limit of the whole lab session (default: from the number of boots)
   --lab-retries N   start the lab again when it ends before any boot (default 1)
   --qemu-machine M  QEMU's -M value (default microvm,acpi=on)
+  --io-engine E     sparkler's drive io_engine: Sync (default) or Async (io_uring)
   --host            only part 3: the device models through the test harness on this host
   --all             the lab part and the host part
   --host-reps N     repetitions of each host measurement (default 3)
@@ -74,6 +75,8 @@ interface Options {
   timeoutS: number | null;
   labRetries: number;
   qemuMachine: string;
+  /** sparkler's drive io_engine. */
+  ioEngine: 'Sync' | 'Async';
   lab: boolean;
   host: boolean;
   hostReps: number;
@@ -86,7 +89,7 @@ interface Options {
 function parseArgs(argv: string[]): Options {
   const o: Options = {
     runs: 3, warmups: 1, ddMib: 64, ddBsKiB: 1024, randSeconds: 5, netMib: 64, netRecvMib: null, memMib: 256, timeoutS: null, labRetries: 1,
-    qemuMachine: 'microvm,acpi=on', lab: true, host: false, hostReps: 3, hostSeconds: 1, markdown: false, out: null, report: null,
+    qemuMachine: 'microvm,acpi=on', ioEngine: 'Sync', lab: true, host: false, hostReps: 3, hostSeconds: 1, markdown: false, out: null, report: null,
   };
   const num = (name: string, v: string | undefined, min: number, int = true): number => {
     const n = Number(v);
@@ -109,6 +112,12 @@ function parseArgs(argv: string[]): Options {
       case '--timeout': o.timeoutS = num(flag, val(), 60); break;
       case '--lab-retries': o.labRetries = num(flag, val(), 0); break;
       case '--qemu-machine': o.qemuMachine = val() ?? usage('--qemu-machine needs a value'); break;
+      case '--io-engine': {
+        const v = val();
+        if (v !== 'Sync' && v !== 'Async') usage('--io-engine needs Sync or Async');
+        o.ioEngine = v as 'Sync' | 'Async';
+        break;
+      }
       case '--host': o.host = true; o.lab = false; break;
       case '--all': o.host = true; o.lab = true; break;
       case '--host-reps': o.hostReps = num(flag, val(), 1); break;
@@ -317,6 +326,7 @@ async function lab(o: Options, outDir: string): Promise<LabPart> {
     // QEMU microvm has no i8042: its guest resets by triple fault, which -no-reboot turns into an exit.
     qemuCmdline: [cmdline.replace('reboot=k', 'reboot=t'), ...added.filter((w) => w.startsWith('pci='))].join(' '),
     qemuMachine: o.qemuMachine,
+    ioEngine: o.ioEngine,
     memMib: o.memMib,
     vcpus: 1,
     runs: o.runs,
@@ -557,7 +567,7 @@ function report(r: Results, markdown: boolean): string {
     kv('guest', `${path.basename(path.dirname(lp.kernel))}/vmlinuz (${(l.guestFiles.kernelBytes / 1048576).toFixed(1)} MiB, Debian cloud kernel) + initramfs with /bin/randread (${(l.guestFiles.initrdBytes / 1048576).toFixed(1)} MiB), 1 vCPU, ${lp.memMib} MiB`);
     const adds = l.sparklerAdds.length ? ` + \`${l.sparklerAdds.join(' ')}\` (appended by sparkler itself)` : '';
     kv('cmdline', `sparkler: \`${lp.cmdline}\`${adds}; QEMU: \`${lp.qemuCmdline}\``);
-    kv('disk', `${lp.imageMib} MiB raw image of random data in the lab's RAM-backed /tmp (host page cache); sparkler \`cache_type: Unsafe\`, QEMU \`cache=unsafe\` (aio=threads); reads cover [0, ${lp.ddMib}) MiB, writes [${lp.ddMib}, ${2 * lp.ddMib}) MiB, random reads the whole disk`);
+    kv('disk', `${lp.imageMib} MiB raw image of random data in the lab's RAM-backed /tmp (host page cache); sparkler \`cache_type: Unsafe\`, \`io_engine: ${lp.ioEngine ?? 'Sync'}\`, QEMU \`cache=unsafe\` (aio=threads); reads cover [0, ${lp.ddMib}) MiB, writes [${lp.ddMib}, ${2 * lp.ddMib}) MiB, random reads the whole disk`);
     if (lp.netMib > 0) {
       const back = (lp.netRecvMib ?? 0) > 0 ? `; host → guest: randread's sink in the guest (port ${lp.recvPort}), the lab host's randread sends once the guest says it listens` : '';
       kv('net', `TAP ${lp.tap} = ${lp.hostIp}/30 (persistent, shared by both VMMs), guest ${lp.guestIp}, MAC ${lp.guestMac}; guest → host: randread's sink on the lab host${back}; QEMU \`vhost=off\``);

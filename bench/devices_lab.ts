@@ -148,7 +148,7 @@ function command(vmm: Vmm): { file: string; args: string[] } {
       JSON.stringify({
         'boot-source': { kernel_image_path: p.kernel, initrd_path: p.initrd, boot_args: p.cmdline },
         'machine-config': { vcpu_count: p.vcpus, mem_size_mib: p.memMib },
-        drives: [{ drive_id: 'd', path_on_host: image, is_root_device: false, is_read_only: false, cache_type: 'Unsafe' }],
+        drives: [{ drive_id: 'd', path_on_host: image, is_root_device: false, is_read_only: false, cache_type: 'Unsafe', io_engine: p.ioEngine ?? 'Sync' }],
         ...(p.netMib > 0 ? { 'network-interfaces': [{ iface_id: 'eth0', host_dev_name: p.tap, guest_mac: p.guestMac }] } : {}),
       }, null, 1),
     );

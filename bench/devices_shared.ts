@@ -18,6 +18,8 @@ export interface DevLabParams {
   cmdline: string;
   qemuCmdline: string;
   qemuMachine: string;
+  /** sparkler's drive io_engine (absent in results of earlier versions: Sync). */
+  ioEngine?: 'Sync' | 'Async';
   memMib: number;
   vcpus: number;
   /** Timed runs per VMM (alternating) and untimed warm-up runs of each first. */
