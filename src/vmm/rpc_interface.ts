@@ -5,6 +5,7 @@
  */
 import { ConfigError } from './vmm_config/errors.js';
 import { kernelCmdline } from './vmm_config/boot_source.js';
+import { compileBaselineOnFirstCall } from './jit.js';
 import type { VmResources } from './resources.js';
 import type { PartialDrive } from './vmm_config/drive.js';
 import type { PartialNetworkInterface } from './vmm_config/net.js';
@@ -181,6 +182,7 @@ export class VmmController {
     }
     this.vmm = vmm;
     void vmm.run().then((stop) => this.opts.onVmEnd(stop));
+    compileBaselineOnFirstCall();
     this.opts.onStarted?.();
   }
 

@@ -9,6 +9,8 @@
  * The bundler defines __SPARKLER_BUNDLE__; tsc output never has it.
  */
 
+import { Worker, type WorkerOptions } from 'node:worker_threads';
+
 declare const __SPARKLER_BUNDLE__: boolean | undefined;
 
 /** True in the esbuild bundle, false in the tsc output. */
@@ -27,4 +29,9 @@ export type WorkerModule = (typeof WORKER_MODULES)[number];
 export function workerUrl(module: WorkerModule): URL {
   if (BUNDLED) return new URL(`./${module.slice(module.lastIndexOf('/') + 1)}.mjs`, import.meta.url);
   return new URL(`./${module}.js`, import.meta.url);
+}
+
+/** Starts one of WORKER_MODULES. */
+export function startWorker(module: WorkerModule, options: WorkerOptions = {}): Worker {
+  return new Worker(workerUrl(module), options);
 }

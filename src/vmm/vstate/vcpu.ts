@@ -8,7 +8,7 @@
  * KVM_RUN: kvm_run.immediate_exit (for a thread about to enter) plus SIGUSR2
  * to the vCPU thread (for one already inside), KVM's documented race-free kick.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { SIGUSR2 } from '../../generated/libc.js';
 import * as libc from '../../sys/libc.js';
 import type { VcpuFd } from '../../kvm/vcpu_fd.js';
@@ -16,7 +16,7 @@ import type { DevicesSpec } from '../device_manager.js';
 import type { VcpuStop } from './vcpu_exit.js';
 import { REQUEST, STATE, VcpuControl } from './vcpu_control.js';
 import type { VcpuMessage, VcpuWorkerData } from './vcpu_worker.js';
-import { workerUrl } from '../worker_url.js';
+import { startWorker } from '../worker_url.js';
 
 export type { VcpuStop } from './vcpu_exit.js';
 
@@ -35,7 +35,6 @@ export function installKickHandler(): void {
   kickHandlerInstalled = true;
 }
 
-const WORKER_URL = workerUrl('vstate/vcpu_worker');
 
 export class Vcpu {
   private readonly control = new VcpuControl();
@@ -63,7 +62,7 @@ export class Vcpu {
     if (this.exited) return this.exited;
     const { addr, size } = this.fd.runMapping;
     const workerData: VcpuWorkerData = { id: this.id, fd: this.fd.fd, runAddr: addr, runSize: size, control: this.control.sab, devices: this.devices };
-    const worker = this.thread ?? new Worker(WORKER_URL, { workerData, name: `fc_vcpu ${this.id}` });
+    const worker = this.thread ?? startWorker('vstate/vcpu_worker', { workerData, name: `fc_vcpu ${this.id}` });
     this.worker = worker;
     this.exited = new Promise<VcpuStop>((resolve) => {
       let stop: VcpuStop | undefined;

@@ -5,9 +5,9 @@
  * waits for its vCPU (see vcpu_worker.ts). Kept tiny: the API path imports it
  * without pulling in KVM or koffi.
  */
-import { Worker } from 'node:worker_threads';
-import { workerUrl } from '../worker_url.js';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../worker_url.js';
 
 export function spawnVcpuThread(id: number): Worker {
-  return new Worker(workerUrl('vstate/vcpu_worker'), { name: `fc_vcpu ${id}` });
+  return startWorker('vstate/vcpu_worker', { name: `fc_vcpu ${id}` });
 }

@@ -5,7 +5,7 @@
  * (PATCH /drives) to it.
  */
 import fs from 'node:fs';
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
 import { O_RDONLY, O_RDWR } from '../../../generated/libc.js';
 import { VIRTIO_MMIO } from '../../../generated/virtio.js';
 import type { VmFd } from '../../../kvm/vm_fd.js';
@@ -20,7 +20,7 @@ import { Tap } from './net/tap.js';
 import type { DeviceThreadData, DeviceThreadMessage, DeviceThreadRequest } from './device_thread.js';
 import { MmioTransport } from './mmio/transport.js';
 import type { VirtioBackendSpec, VirtioDeviceWiring } from './wiring.js';
-import { workerUrl } from '../../worker_url.js';
+import { startWorker } from '../../worker_url.js';
 
 export interface BlockDeviceConfig {
   driveId: string;
@@ -46,7 +46,6 @@ export interface DeviceLog {
   error(msg: string): void;
 }
 
-const THREAD_URL = workerUrl('devices/virtio/device_thread');
 
 function openDisk(path: string, readOnly: boolean): { fd: number; sizeBytes: number } {
   const fd = libc.open(path, readOnly ? O_RDONLY : O_RDWR);
@@ -149,7 +148,7 @@ export class VirtioDeviceManager {
     const controlFd = newEventFd();
     this.fds.push(controlFd);
     const data: DeviceThreadData = { memory, devices: this.wirings, controlFd, port: port2 };
-    const thread = new Worker(THREAD_URL, { workerData: data, transferList: [port2], name: 'fc_devices' });
+    const thread = startWorker('devices/virtio/device_thread', { workerData: data, transferList: [port2], name: 'fc_devices' });
     this.thread = thread;
     this.control = { fd: controlFd, port: port1 };
     thread.on('message', (m: DeviceThreadMessage) => {
