@@ -170,9 +170,9 @@ function command(vmm: Vmm): { file: string; args: string[] } {
   };
 }
 
-/** Starts the host-side TCP sink and waits until it listens. */
-async function startSink(): Promise<{ done: Promise<string>; kill: () => void }> {
-  const child = spawn(p.randread, ['sink', String(p.port)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RANDREAD_TIMEOUT: String(p.runTimeoutS + 30) } });
+/** Runs randread on the lab host with `args`; done: all it printed once it ends. */
+function runRandread(args: string[]): { out: () => string; exited: () => boolean; done: Promise<string>; kill: () => void } {
+  const child = spawn(p.randread, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RANDREAD_TIMEOUT: String(p.runTimeoutS + 30) } });
   let out = '';
   child.stdout.setEncoding('latin1');
   child.stderr.setEncoding('latin1');
@@ -182,9 +182,15 @@ async function startSink(): Promise<{ done: Promise<string>; kill: () => void }>
     child.on('close', () => resolve(out));
     child.on('error', (e) => resolve(out + `spawn failed: ${e.message}`));
   });
+  return { out: () => out, exited: () => child.exitCode !== null, done, kill: () => void child.kill('SIGKILL') };
+}
+
+/** Starts the host-side TCP sink and waits until it listens. */
+async function startSink(): Promise<{ done: Promise<string>; kill: () => void }> {
+  const sink = runRandread(['sink', String(p.port)]);
   const end = Date.now() + 10_000;
-  while (!out.includes('netsink listening') && child.exitCode === null && Date.now() < end) await sleep(20);
-  return { done, kill: () => void child.kill('SIGKILL') };
+  while (!sink.out().includes('netsink listening') && !sink.exited() && Date.now() < end) await sleep(20);
+  return sink;
 }
 
 /**
@@ -192,20 +198,7 @@ async function startSink(): Promise<{ done: Promise<string>; kill: () => void }>
  * guest's sink listens. done: its output once it ends (the guest's sink closes after EOF).
  */
 function startSender(): { done: Promise<string>; kill: () => void } {
-  const child = spawn(p.randread, ['send', p.guestIp, String(p.recvPort), String(recvMib)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RANDREAD_TIMEOUT: String(p.runTimeoutS + 30) },
-  });
-  let out = '';
-  child.stdout.setEncoding('latin1');
-  child.stderr.setEncoding('latin1');
-  child.stdout.on('data', (d: string) => (out += d));
-  child.stderr.on('data', (d: string) => (out += d));
-  const done = new Promise<string>((resolve) => {
-    child.on('close', () => resolve(out));
-    child.on('error', (e) => resolve(out + `spawn failed: ${e.message}`));
-  });
-  return { done, kill: () => void child.kill('SIGKILL') };
+  return runRandread(['send', p.guestIp, String(p.recvPort), String(recvMib)]);
 }
 
 async function one(vmm: Vmm, iter: number, warmup: boolean): Promise<void> {
