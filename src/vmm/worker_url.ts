@@ -27,7 +27,9 @@ export type WorkerModule = (typeof WORKER_MODULES)[number];
 
 /** The URL to give `new Worker()` for one of WORKER_MODULES. */
 export function workerUrl(module: WorkerModule): URL {
-  if (BUNDLED) return new URL(`./${module.slice(module.lastIndexOf('/') + 1)}.mjs`, import.meta.url);
+  // Spelled out rather than BUNDLED, so that esbuild folds the condition even when this lands in a
+  // shared chunk (where BUNDLED stays a variable) and drops the tsc-layout URL from the bundle.
+  if (typeof __SPARKLER_BUNDLE__ !== 'undefined' && __SPARKLER_BUNDLE__ === true) return new URL(`./${module.slice(module.lastIndexOf('/') + 1)}.mjs`, import.meta.url);
   return new URL(`./${module}.js`, import.meta.url);
 }
 
