@@ -28,6 +28,16 @@
  *    comes back when processQueue(0) finds buffers again. A frame larger
  *    than the buffers (only possible beyond MAX_BUFFER_SIZE, or beyond a
  *    single chain without MRG_RXBUF) is dropped and counted in rx_fails.
+ *    The guest is interrupted (if it asks to be) once per batch of frames.
+ *
+ * RX is the per-buffer path (Linux posts page-sized mergeable buffers, so
+ * a 64 KiB GSO frame fills 16 of them), and in the JIT's early tiers every
+ * call and allocation there costs: the usual buffer, a chain of one
+ * device-writable descriptor, is taken straight off the ring through
+ * typed-array views of it (RxRing; holdRxBuffers, which takes only what
+ * the queue's own validation would accept, leaving everything else to
+ * it), held in RxBuffers' typed arrays, and frames are published straight
+ * into the used ring; nothing is allocated per buffer or per frame.
  *
  * Rate limiters (Firecracker's semantics): tx takes one op and the chain's
  * bytes before sending, and a refused chain stays on the ring; rx reads the
@@ -55,22 +65,25 @@ import {
   VIRTIO_NET_F_MRG_RXBUF,
   VIRTIO_NET_F_MTU,
   VIRTIO_NET_HDR_V1_SIZE,
+  VIRTQ_DESC_F_WRITE,
   VIRTQ_USED_ELEM_SIZE,
   VIRTQ_USED_OFF_IDX,
   VIRTQ_USED_OFF_RING,
   featureBit,
   hasFeature,
+  virtqUsedRingSize,
 } from '../../../../generated/virtio.js';
 import { EAGAIN, EBADFD, EPOLLIN, IOV_MAX } from '../../../../generated/libc.js';
 import { logger } from '../../../../logger/logger.js';
 import { GuestMemoryError, type GuestMemory } from '../../../../memory/guest_memory.js';
 import * as libc from '../../../../sys/libc.js';
-import { fullFence, QueueError, type DescriptorChain, type Queue } from '../../../../virtio/queue/index.js';
+import { fullFence, GuestView, QueueError, rangeInRam, type DescriptorChain, type Queue } from '../../../../virtio/queue/index.js';
 import { RateLimiter, type BucketUpdate } from '../../../rate_limiter/index.js';
 import { popChain, REJECTED, retryDelayMs, type ActivateContext, type BackendEvents, type VirtioBackend, takeQueues } from '../backend.js';
 import { fsWritev, HostMap, hostScratch, IoVecArray } from '../iovec.js';
 import { createNetMetrics, recordTapWriteLatency, type NetMetrics } from './metrics.js';
 import { RxBuffers, type RxFrame } from './rx_buffers.js';
+import { RxRing } from './rx_ring.js';
 import { Tap, tapOffloadFlags } from './tap.js';
 
 /** Two queues (rx, tx) of FIRECRACKER_MAX_QUEUE_SIZE, as Firecracker's NET_QUEUE_SIZES. */
@@ -119,7 +132,26 @@ interface ActiveState {
   minRxBuffer: number;
   hostMap: HostMap | undefined;
   rx: RxBuffers;
+  /** The rx queue's used ring, made at the first frame (the queue has validated its rings by then). */
+  rxUsed: GuestView | undefined;
+  /** The rx queue's rings for holdRxBuffers, made once the queue is valid; null when they cannot be had. */
+  rxRing: RxRing | null | undefined;
+  /** avail.idx as holdRxBuffers last read it. */
+  rxAvailIdx: number;
 }
+
+/** fillRxBuffers: the held buffers can take a frame. */
+const FILL_READY = 1;
+/** fillRxBuffers: it returned unusable chains to the used ring. */
+const FILL_RETURNED = 2;
+/** holdRxBuffers: the held buffers can take any frame. */
+const HOLD_ENOUGH = 0;
+/** holdRxBuffers: the next chain is left to popChain (none published, or not a plain single buffer). */
+const HOLD_GENERAL = 1;
+/** holdRxBuffers: the held buffers use every iovec a read may have (the next chain stays on the ring). */
+const HOLD_IOV_FULL = 2;
+/** Descriptor address high words from here on are beyond 2^53: never RAM. */
+const ADDR_HI_LIMIT = 2 ** 21;
 
 const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 
@@ -136,31 +168,6 @@ function tapErrorText(op: string, errno: number): string {
 }
 
 const formatMac = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(':');
-
-/**
- * Publishes several used entries with a single used.idx store (what
- * Queue.addUsed does for one): the driver sees all of a merged frame's
- * buffers at once or none of them.
- */
-function addUsedBatch(q: Queue, mem: GuestMemory, heads: readonly number[], lens: readonly number[]): void {
-  const size = q.size;
-  const base = q.usedRing;
-  let idx = q.nextUsed;
-  try {
-    for (let i = 0; i < heads.length; i++) {
-      const off = base + VIRTQ_USED_OFF_RING + VIRTQ_USED_ELEM_SIZE * (idx & (size - 1));
-      mem.writeU32(off, heads[i]!);
-      mem.writeU32(off + 4, lens[i]!);
-      idx = (idx + 1) & 0xffff;
-    }
-    fullFence(); // elements (and the frame) before used.idx
-    q.nextUsed = idx;
-    mem.writeU16(base + VIRTQ_USED_OFF_IDX, idx);
-  } catch (e) {
-    if (e instanceof GuestMemoryError) throw new QueueError('buffer-out-of-range', e.message);
-    throw e;
-  }
-}
 
 export class NetBackend implements VirtioBackend {
   readonly deviceType = VIRTIO_ID_NET;
@@ -179,7 +186,10 @@ export class NetBackend implements VirtioBackend {
   private active: ActiveState | undefined;
   /** The TAP fd is in the epoll loop. */
   private tapArmed = false;
-  /** A received frame the rx limiter refused: in guest buffers, not yet published. */
+  /**
+   * A received frame the rx limiter refused: in guest buffers, not yet
+   * published (RxBuffers' reused frame: nothing else is taken until it is).
+   */
   private rxDeferred: RxFrame | undefined;
   private rxThrottled = false;
   private txThrottled = false;
@@ -274,6 +284,9 @@ export class NetBackend implements VirtioBackend {
       minRxBuffer,
       hostMap,
       rx: new RxBuffers(ctx.mem, hostMap),
+      rxUsed: undefined,
+      rxRing: undefined,
+      rxAvailIdx: 0,
     };
     this.rxDeferred = undefined;
     this.rxThrottled = this.txThrottled = false;
@@ -412,8 +425,8 @@ export class NetBackend implements VirtioBackend {
         break;
       }
       const fill = this.fillRxBuffers(a);
-      if (fill.returned) used = true;
-      if (!fill.ready) {
+      if (fill & FILL_RETURNED) used = true;
+      if (!(fill & FILL_READY)) {
         // Frames stay in the TAP's queue; processQueue(0) resumes when the guest adds buffers.
         m['no_rx_avail_buffer']++;
         this.disarmTap();
@@ -465,53 +478,161 @@ export class NetBackend implements VirtioBackend {
    * Pops receive chains until the held buffers can take any frame (with
    * MRG_RXBUF: MAX_BUFFER_SIZE bytes, or as many chains as IOV_MAX allows;
    * without: one chain). Unusable chains are returned with length 0.
+   * FILL_READY when a frame can be read, FILL_RETURNED when chains were returned.
    */
-  private fillRxBuffers(a: ActiveState): { ready: boolean; returned: boolean } {
+  private fillRxBuffers(a: ActiveState): number {
     const { rx, rxq: q, mem } = a;
-    const m = this.metrics;
-    const enough = (): boolean => (a.mrgRxbuf ? rx.capacity >= MAX_BUFFER_SIZE : rx.length >= 1);
-    let returned = false;
-    let iovFull = false;
-    while (!enough()) {
-      const chain = popChain(q, mem, (e) => {
-        logger.error(`net ${this.id}: rx: ${(e as Error).message}`);
-        m['rx_fails']++;
-      });
+    let returned = 0;
+    for (;;) {
+      const held = this.holdRxBuffers(a);
+      if (held !== HOLD_GENERAL) return FILL_READY | returned;
+      const chain = popChain(q, mem, this.onRxChainError);
       if (chain === REJECTED) {
-        returned = true;
+        returned = FILL_RETURNED;
         continue;
       }
-      if (!chain) break;
-      const reject = (why: string): void => {
-        logger.error(`net ${this.id}: rx chain ${chain!.head} ${why}; returned unused`);
-        m['rx_fails']++;
-        q.addUsed(mem, chain!.head, 0);
-        returned = true;
-      };
+      if (!chain) return returned;
       if (chain.readableLength > 0) {
-        reject(`has ${chain.readableLength} device-readable bytes`);
+        this.rejectRxChain(a, chain, `has ${chain.readableLength} device-readable bytes`);
+        returned = FILL_RETURNED;
         continue;
       }
       if (chain.writableLength < a.minRxBuffer) {
-        reject(`has ${chain.writableLength} bytes, less than the ${a.minRxBuffer} of the smallest receive buffer`);
+        this.rejectRxChain(a, chain, `has ${chain.writableLength} bytes, less than the ${a.minRxBuffer} of the smallest receive buffer`);
+        returned = FILL_RETURNED;
         continue;
       }
       if (rx.add(chain, MAX_BUFFER_SIZE) === 'iov-limit') {
         if (rx.length === 0) {
-          reject(`needs more than ${IOV_MAX - 1} iovecs`);
+          this.rejectRxChain(a, chain, `needs more than ${IOV_MAX - 1} iovecs`);
+          returned = FILL_RETURNED;
           continue;
         }
         q.undoPop(); // taken again once the held chains are used
-        iovFull = true;
+        return FILL_READY | returned;
+      }
+    }
+  }
+
+  /**
+   * The usual receive buffers, taken straight off the ring without a
+   * DescriptorChain, until the held buffers can take any frame (with
+   * MRG_RXBUF: MAX_BUFFER_SIZE bytes; without: one chain): while the next
+   * available entry (one the driver has published) is a chain of one
+   * direct device-writable descriptor of at least minRxBuffer bytes within
+   * one RAM region, holds it and consumes the entry, each ring field read
+   * once, as popAvail does. Anything else (an empty ring, a longer or
+   * indirect chain, a descriptor to refuse, a bad ring) is left on the ring
+   * for popChain, whose full validation decides: this only takes chains it
+   * would accept, and as it would hold them.
+   */
+  private holdRxBuffers(a: ActiveState): number {
+    const { rx, rxq: q } = a;
+    const need = a.mrgRxbuf ? MAX_BUFFER_SIZE : 1;
+    if ((a.mrgRxbuf ? rx.capacity : rx.length) >= need) return HOLD_ENOUGH;
+    if (!q.ready) return HOLD_GENERAL;
+    let ring = a.rxRing;
+    if (ring === undefined || (ring !== null && !ring.matches(q))) {
+      ring = a.rxRing = q.isValid(a.mem) ? RxRing.of(a.mem, q) ?? null : undefined;
+      a.rxAvailIdx = q.nextAvail;
+    }
+    if (!ring) return HOLD_GENERAL;
+    const { avail, desc32, desc16, size } = ring;
+    const min = a.minRxBuffer;
+    const start = q.nextAvail;
+    let next = start;
+    let known = a.rxAvailIdx;
+    let result = HOLD_GENERAL;
+    for (;;) {
+      let pending = (known - next) & 0xffff;
+      if (pending === 0 || pending > size) {
+        known = avail[1]!; // avail.idx
+        pending = (known - next) & 0xffff;
+        // None published, or an index popAvail must report.
+        if (pending === 0 || pending > size) break;
+        fullFence(); // ring entries and descriptors only after avail.idx
+      }
+      const head = avail[2 + (next & (size - 1))]!; // avail.ring[]
+      if (head >= size) break;
+      const flags = desc16[8 * head + 6]!;
+      const len = desc32[4 * head + 2]!;
+      const hi = desc32[4 * head + 1]!;
+      if (flags !== VIRTQ_DESC_F_WRITE || len < min || hi >= ADDR_HI_LIMIT) break;
+      const held = rx.holdBuffer(head, hi * 2 ** 32 + desc32[4 * head]!, len, MAX_BUFFER_SIZE);
+      if (held === 0) break;
+      if (held < 0) {
+        result = HOLD_IOV_FULL;
+        break;
+      }
+      next = (next + 1) & 0xffff;
+      if ((a.mrgRxbuf ? rx.capacity : rx.length) >= need) {
+        result = HOLD_ENOUGH;
         break;
       }
     }
-    return { ready: enough() || (iovFull && rx.length > 0), returned };
+    a.rxAvailIdx = known;
+    if (next !== start) q.nextAvail = next;
+    return result;
   }
 
+  private readonly onRxChainError = (e: Error): void => {
+    logger.error(`net ${this.id}: rx: ${e.message}`);
+    this.metrics['rx_fails']++;
+  };
+
+  private rejectRxChain(a: ActiveState, chain: DescriptorChain, why: string): void {
+    logger.error(`net ${this.id}: rx chain ${chain.head} ${why}; returned unused`);
+    this.metrics['rx_fails']++;
+    a.rxq.addUsed(a.mem, chain.head, 0);
+  }
+
+  /**
+   * Publishes a frame's used entries with a single used.idx store (what
+   * Queue.addUsed does for one), so the driver sees all of a merged frame's
+   * buffers at once or none of them. Straight through views of the used
+   * ring (the RxRing's, else a GuestView): this runs for every frame.
+   */
   private publishFrame(a: ActiveState, f: RxFrame): void {
-    if (f.heads.length === 1) a.rxq.addUsed(a.mem, f.heads[0]!, f.lens[0]!);
-    else addUsedBatch(a.rxq, a.mem, f.heads, f.lens);
+    const q = a.rxq;
+    const size = q.size;
+    const ring = a.rxRing;
+    if (ring && ring.matches(q)) {
+      const used32 = ring.used32;
+      let idx = q.nextUsed;
+      for (let i = 0; i < f.count; i++) {
+        const e = 1 + 2 * (idx & (size - 1)); // used.ring[] as u32s
+        used32[e] = f.heads[i]!;
+        used32[e + 1] = f.lens[i]!;
+        idx = (idx + 1) & 0xffff;
+      }
+      fullFence(); // elements (and the frame) before used.idx
+      q.nextUsed = idx;
+      ring.used16[1] = idx; // used.idx
+      return;
+    }
+    try {
+      let used = a.rxUsed;
+      if (used === undefined || used.base !== q.usedRing) {
+        const len = virtqUsedRingSize(size);
+        if (!rangeInRam(a.mem, q.usedRing, len)) {
+          throw new QueueError('config', `used ring [0x${q.usedRing.toString(16)}, +0x${len.toString(16)}) is not in guest RAM`);
+        }
+        used = a.rxUsed = new GuestView(a.mem, q.usedRing, len);
+      }
+      let idx = q.nextUsed;
+      for (let i = 0; i < f.count; i++) {
+        const off = VIRTQ_USED_OFF_RING + VIRTQ_USED_ELEM_SIZE * (idx & (size - 1));
+        used.setU32(off, f.heads[i]!);
+        used.setU32(off + 4, f.lens[i]!);
+        idx = (idx + 1) & 0xffff;
+      }
+      fullFence(); // elements (and the frame) before used.idx
+      q.nextUsed = idx;
+      used.setU16(VIRTQ_USED_OFF_IDX, idx);
+    } catch (e) {
+      if (e instanceof GuestMemoryError) throw new QueueError('buffer-out-of-range', e.message);
+      throw e;
+    }
   }
 
   // ---- TX -------------------------------------------------------------------
@@ -530,10 +651,7 @@ export class NetBackend implements VirtioBackend {
 
     let used = false;
     for (;;) {
-      const chain = popChain(q, mem, (e) => {
-        logger.error(`net ${this.id}: tx: ${(e as Error).message}`);
-        m['tx_fails']++;
-      });
+      const chain = popChain(q, mem, this.onTxChainError);
       if (chain === REJECTED) {
         used = true;
         continue;
@@ -568,10 +686,7 @@ export class NetBackend implements VirtioBackend {
         break;
       }
 
-      if (this.macBytes && len >= VNET_HDR_LEN + 12) {
-        const src = chain.readBytes(mem, 6, VNET_HDR_LEN + 6);
-        if (src.some((b, i) => b !== this.macBytes![i])) m['tx_spoofed_mac_count']++;
-      }
+      if (this.macBytes && len >= VNET_HDR_LEN + 12 && this.spoofedSource(mem, chain, this.macBytes)) m['tx_spoofed_mac_count']++;
 
       const t0 = performance.now();
       const n = this.writeFrame(a, chain, len);
@@ -593,15 +708,42 @@ export class NetBackend implements VirtioBackend {
     else if (q.needsNotification(mem)) a.interrupt();
   }
 
+  private readonly onTxChainError = (e: Error): void => {
+    logger.error(`net ${this.id}: tx: ${e.message}`);
+    this.metrics['tx_fails']++;
+  };
+
+  /**
+   * Whether the frame's source MAC (6 bytes after the vnet header and the
+   * destination) differs from `mac`: read in place when the first buffer
+   * holds it, else copied out of the chain.
+   */
+  private spoofedSource(mem: GuestMemory, chain: DescriptorChain, mac: Uint8Array): boolean {
+    const at = VNET_HDR_LEN + 6;
+    const d = chain.readable()[0]!;
+    if (d.len >= at + 6) {
+      const addr = d.addr + at;
+      for (const r of mem.regions) {
+        const off = addr - r.guestAddr;
+        if (off >= 0 && off + 6 <= r.size) {
+          const b = r.bytes;
+          return b[off] !== mac[0] || b[off + 1] !== mac[1] || b[off + 2] !== mac[2]
+            || b[off + 3] !== mac[3] || b[off + 4] !== mac[4] || b[off + 5] !== mac[5];
+        }
+      }
+    }
+    const src = chain.readBytes(mem, 6, at);
+    for (let i = 0; i < 6; i++) if (src[i] !== mac[i]) return true;
+    return false;
+  }
+
   /** One writev of the chain's `len` readable bytes to the TAP (a copy only past IOV_MAX pieces): bytes written or -errno. */
   private writeFrame(a: ActiveState, chain: DescriptorChain, len: number): number {
     const fd = this.tap.fd;
     if (a.hostMap) {
+      const bufs = chain.readable();
       let n = 0;
-      for (const d of chain.readable()) {
-        n = a.hostMap.append(this.txIov, n, d.addr, d.len, IOV_MAX);
-        if (n < 0) break;
-      }
+      for (let i = 0; i < bufs.length && n >= 0; i++) n = a.hostMap.append(this.txIov, n, bufs[i]!.addr, bufs[i]!.len, IOV_MAX);
       if (n >= 0) return libc.tryWritev(fd, this.txIov.bytes, n);
       const s = hostScratch();
       chain.reader(a.mem).readInto(s.bytes.subarray(0, len));
@@ -617,6 +759,7 @@ export class NetBackend implements VirtioBackend {
 
   /** One op and `bytes` bytes, giving the op back when the bytes are refused (Firecracker's rate_limiter_consume_op). */
   private admit(rl: RateLimiter, bytes: number): boolean {
+    if (!rl.enabled) return true;
     if (!rl.consume(1, 'ops')) return false;
     if (!rl.consume(bytes, 'bytes')) {
       rl.manualReplenish(1, 'ops');
