@@ -547,11 +547,7 @@ describe('virtio-net over a real TAP', () => {
     r.postRx(3, 1526);
     const frames = [testFrame(1, 60), testFrame(2, 1514), testFrame(3, 600)];
     for (const fr of frames) host.send(fr);
-    let seen: RxFrameSeen[] = [];
-    await r.pump(() => {
-      seen.push(...r.rxFrames().frames.filter((x) => markerOf(x.frame) !== undefined));
-      return seen.length >= 3;
-    });
+    const seen = await receiveFrames(r, 3);
     assert.equal(seen.length, 3);
     assert.equal(seen[0]!.heads[0], split);
     seen.forEach((s, i) => {
@@ -579,11 +575,7 @@ describe('virtio-net over a real TAP', () => {
     const smallFrame = testFrame(8, 100);
     host.send(bigFrame);
     host.send(smallFrame);
-    const seen: RxFrameSeen[] = [];
-    await r.pump(() => {
-      seen.push(...r.rxFrames().frames.filter((x) => markerOf(x.frame) !== undefined));
-      return seen.length >= 2;
-    });
+    const seen = await receiveFrames(r, 2);
     assert.equal(seen.length, 2);
     const [a, b] = seen as [RxFrameSeen, RxFrameSeen];
     assert.equal(a.numBuffers, 5, '5012 bytes in chains of 1024');
@@ -600,6 +592,19 @@ describe('virtio-net over a real TAP', () => {
    * sends `total` frames of the given sizes in bursts; every frame must
    * arrive whole, in order, in as many chains as it needs.
    */
+  /** Our test frames (those with a marker) the guest has received since the last call. */
+  const ourFrames = (r: Rig): RxFrameSeen[] => r.rxFrames().frames.filter((x) => markerOf(x.frame) !== undefined);
+
+  /** Runs the loop until `n` of our test frames arrived and `also()` holds; returns them, in order. */
+  async function receiveFrames(r: Rig, n: number, also: () => boolean = () => true): Promise<RxFrameSeen[]> {
+    const seen: RxFrameSeen[] = [];
+    await r.pump(() => {
+      seen.push(...ourFrames(r));
+      return seen.length >= n && also();
+    });
+    return seen;
+  }
+
   async function rxStream(r: Rig, total: number, sizes: readonly number[], chainLen: number): Promise<RxFrameSeen[]> {
     const seen: RxFrameSeen[] = [];
     const refill = (): void => {
@@ -610,7 +615,7 @@ describe('virtio-net over a real TAP', () => {
       const burst = Math.min(8, total - sent);
       for (let i = 0; i < burst; i++, sent++) host.send(testFrame(1000 + sent, sizes[sent % sizes.length]!));
       await r.pump(() => {
-        seen.push(...r.rxFrames().frames.filter((x) => markerOf(x.frame) !== undefined));
+        seen.push(...ourFrames(r));
         refill();
         return seen.length >= sent;
       });
@@ -663,11 +668,7 @@ describe('virtio-net over a real TAP', () => {
     const f2 = testFrame(22, 1500); // 1512 bytes: B, P3
     host.send(f1);
     host.send(f2);
-    const seen: RxFrameSeen[] = [];
-    await r.pump(() => {
-      seen.push(...r.rxFrames().frames.filter((x) => markerOf(x.frame) !== undefined));
-      return seen.length >= 2;
-    });
+    const seen = await receiveFrames(r, 2);
     assert.equal(seen.length, 2);
     assert.deepEqual(seen[0]!.heads, [a, p1, p2]);
     assert.equal(seen[0]!.numBuffers, 3);
@@ -709,16 +710,12 @@ describe('virtio-net over a real TAP', () => {
     r.postRx(1, 1526);
     const frames = [41, 42, 43].map((m) => testFrame(m, 300));
     for (const fr of frames) host.send(fr);
-    const seen: RxFrameSeen[] = [];
-    await r.pump(() => {
-      seen.push(...r.rxFrames().frames.filter((x) => markerOf(x.frame) !== undefined));
-      return seen.length >= 1 && !r.dev.tapRegistered;
-    });
+    const seen = await receiveFrames(r, 1, () => !r.dev.tapRegistered);
     assert.deepEqual(seen.map((s) => markerOf(s.frame)), [41]);
     assert.equal(r.dev.tapRegistered, false);
     assert.equal(r.loop.runOnce(30), 0, 'no spinning on the readable TAP');
     r.postRx(2, 1526);
-    seen.push(...r.rxFrames().frames.filter((x) => markerOf(x.frame) !== undefined));
+    seen.push(...ourFrames(r));
     assert.deepEqual(seen.map((s) => markerOf(s.frame)), [41, 42, 43]);
   });
 
@@ -727,11 +724,7 @@ describe('virtio-net over a real TAP', () => {
     const [head] = r.postRx(1, 1526);
     host.send(testFrame(51, 3000)); // fits the 9000 MTU, not a 1526-byte buffer
     host.send(testFrame(52, 100));
-    const seen: RxFrameSeen[] = [];
-    await r.pump(() => {
-      seen.push(...r.rxFrames().frames.filter((x) => markerOf(x.frame) !== undefined));
-      return seen.length >= 1;
-    });
+    const seen = await receiveFrames(r, 1);
     assert.deepEqual(seen.map((s) => markerOf(s.frame)), [52]);
     assert.equal(seen[0]!.heads[0], head);
     assert.deepEqual(seen[0]!.frame, testFrame(52, 100));
@@ -895,11 +888,7 @@ describe('virtio-net over a real TAP', () => {
     const got = await host.recvMatching((fr) => markerOf(fr) === 91, 1);
     assert.deepEqual(got[0], testFrame(91, 1000));
     host.send(testFrame(92, 2500));
-    const seen: RxFrameSeen[] = [];
-    await r.pump(() => {
-      seen.push(...r.rxFrames().frames.filter((x) => markerOf(x.frame) !== undefined));
-      return seen.length >= 1;
-    });
+    const seen = await receiveFrames(r, 1);
     assert.deepEqual(seen[0]!.frame, testFrame(92, 2500));
     assert.equal(seen[0]!.numBuffers, 3);
     assert.equal(r.dev.metrics['rx_fails'], 0);
