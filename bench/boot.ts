@@ -18,10 +18,10 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { buildGuest } from '../tests/helpers/guest_build.js';
 import { hostRunsLinuxGuests, labRunner } from '../tests/helpers/lab.js';
+import { finishRun, printEarlierReport, saveResults, startRun, watchConcurrency, type Concurrency, type ResultsHeader } from './bench_run.js';
 import { projectRoot, sparklerBin } from '../tests/helpers/sparkler_run.js';
 import {
   capture,
-  machineInfo,
   median,
   minMax,
   nowMs,
@@ -29,7 +29,6 @@ import {
   type BootRecord,
   type LabParams,
   type LabResults,
-  type MachineInfo,
 } from './boot_shared.js';
 
 const CMDLINE = 'console=ttyS0 reboot=k panic=1 i8042.noaux i8042.nomux i8042.dumbkbd quiet';
@@ -133,17 +132,8 @@ interface NativeResults {
   failures: string[];
 }
 
-interface Concurrency {
-  /** Other kvm-lab machines (TCG QEMUs) seen on this host while measuring. */
-  otherLabs: number;
-  maxLoad1: number;
-}
 
-interface Results {
-  version: 1;
-  date: string;
-  commit: string;
-  host: MachineInfo & { kvm: string };
+interface Results extends ResultsHeader {
   options: Omit<Options, 'report' | 'markdown' | 'out'>;
   native: (NativeResults & { concurrency: Concurrency }) | null;
   lab: (LabResults & { sparklerAdds: string[]; concurrency: Concurrency; wallS: number; labExit: number | null; guestFiles: { kernelBytes: number; initrdBytes: number } }) | null;
@@ -175,44 +165,6 @@ function run(file: string, args: string[], timeoutMs = 30_000): Promise<Proc> {
       resolve({ wallMs: exitMs, code, stdout, stderr });
     });
   });
-}
-
-/** Watches /proc for other kvm-lab machines (their TCG load skews every timing) and the load average. */
-function watchConcurrency(ownRw: string | null): { stop(): Concurrency } {
-  const others = new Set<number>();
-  let maxLoad1 = 0;
-  const scan = (): void => {
-    maxLoad1 = Math.max(maxLoad1, Number(fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0]));
-    for (const d of fs.readdirSync('/proc')) {
-      if (!/^\d+$/.test(d)) continue;
-      let cmd: string;
-      try {
-        cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8');
-      } catch {
-        continue;
-      }
-      if (!cmd.startsWith('qemu-system') && !cmd.includes('/qemu-system')) continue;
-      if (!cmd.includes('lab_cmd=')) continue;
-      if (ownRw && cmd.includes(`lab_rw=${ownRw} `)) continue;
-      others.add(Number(d));
-    }
-  };
-  scan();
-  const t = setInterval(scan, 2000);
-  return {
-    stop() {
-      clearInterval(t);
-      scan();
-      return { otherLabs: others.size, maxLoad1 };
-    },
-  };
-}
-
-async function gitCommit(): Promise<string> {
-  if (process.env.BENCH_COMMIT) return process.env.BENCH_COMMIT; // e.g. when run from an exported snapshot
-  const head = (await capture('git', ['-C', projectRoot, 'rev-parse', '--short', 'HEAD'])).trim();
-  const dirty = (await capture('git', ['-C', projectRoot, 'status', '--porcelain'])).trim();
-  return head ? `${head}${dirty ? ' + uncommitted changes' : ''}` : 'unknown';
 }
 
 // ---------------------------------------------------------------- part 2: native
@@ -556,28 +508,15 @@ function report(r: Results, markdown: boolean): string {
 // ---------------------------------------------------------------- main
 
 const o = parseArgs(process.argv.slice(2));
-if (o.report) {
-  const r = JSON.parse(fs.readFileSync(path.join(o.report, 'results.json'), 'utf8')) as Results;
-  process.stdout.write(report(r, o.markdown));
-  process.exit(0);
-}
-const stamp = new Date().toISOString().replace(/[:.]/g, '-').replace(/-\d+Z$/, 'Z');
-const outDir = path.resolve(o.out ?? path.join(projectRoot, '.cache', 'bench', `boot-${stamp}`));
-if (/\s/.test(outDir)) usage('--out must not contain spaces (the lab shares it by path)');
-fs.mkdirSync(outDir, { recursive: true });
-log(`raw results in ${outDir}`);
-
-const hostInfo = await machineInfo();
+if (o.report) printEarlierReport(o.report, o.markdown, report);
+const { outDir, header } = await startRun('boot', o.out, usage, log);
 const results: Results = {
-  version: 1,
-  date: hostInfo.date,
-  commit: await gitCommit(),
-  host: { ...hostInfo, kvm: hostInfo.kvmModule + (hostRunsLinuxGuests() ? ' (hardware virtualization)' : '') },
+  ...header,
   options: { runs: o.runs, vcpus: o.vcpus, warmups: o.warmups, nativeRuns: o.nativeRuns, labRetries: o.labRetries, qemuMachine: o.qemuMachine, lab: o.lab, native: o.native },
   native: null,
   lab: null,
 };
-const save = (): void => fs.writeFileSync(path.join(outDir, 'results.json'), JSON.stringify(results, null, 1));
+const save = (): void => saveResults(outDir, results);
 
 let failed = false;
 if (o.native) {
@@ -596,9 +535,4 @@ if (o.lab) {
   }
   save();
 }
-const text = report(results, false);
-const md = report(results, true);
-fs.writeFileSync(path.join(outDir, 'report.txt'), text);
-fs.writeFileSync(path.join(outDir, 'report.md'), md);
-process.stdout.write(o.markdown ? md : text);
-process.exit(failed ? 1 : 0);
+finishRun(outDir, results, report, o.markdown, failed);

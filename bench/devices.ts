@@ -25,8 +25,9 @@ import { gzipSync } from 'node:zlib';
 import { buildCpio } from '../src/guest/cpio.js';
 import { buildGuest } from '../tests/helpers/guest_build.js';
 import { hostRunsLinuxGuests, labRunner } from '../tests/helpers/lab.js';
+import { finishRun, printEarlierReport, saveResults, startRun, watchConcurrency, type Concurrency, type ResultsHeader } from './bench_run.js';
 import { projectRoot } from '../tests/helpers/sparkler_run.js';
-import { capture, machineInfo, median, minMax, nowMs, type MachineInfo } from './boot_shared.js';
+import { capture, median, minMax, nowMs } from './boot_shared.js';
 import type { DevLabParams, DevLabResults, DevRunRecord, Vmm } from './devices_shared.js';
 import { hostBench, type HostResults, type HostRow } from './devices_host.js';
 
@@ -142,7 +143,6 @@ const log = (msg: string): void => void process.stderr.write(`bench/devices: ${m
 
 // ---------------------------------------------------------------- results
 
-interface Concurrency { otherLabs: number; maxLoad1: number }
 
 interface LabPart extends DevLabResults {
   sparklerAdds: string[];
@@ -153,11 +153,7 @@ interface LabPart extends DevLabResults {
   sparklerEntry: string;
 }
 
-interface Results {
-  version: 1;
-  date: string;
-  commit: string;
-  host: MachineInfo & { kvm: string };
+interface Results extends ResultsHeader {
   options: Omit<Options, 'report' | 'markdown' | 'out'>;
   lab: LabPart | null;
   labError: string | null;
@@ -185,43 +181,6 @@ function run(file: string, args: string[], timeoutMs = 30_000): Promise<{ code: 
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-/** Other kvm-lab machines (their TCG load skews every timing) and the load average, as bench/boot watches them. */
-function watchConcurrency(ownRw: string | null): { stop(): Concurrency } {
-  const others = new Set<number>();
-  let maxLoad1 = 0;
-  const scan = (): void => {
-    maxLoad1 = Math.max(maxLoad1, Number(fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0]));
-    for (const d of fs.readdirSync('/proc')) {
-      if (!/^\d+$/.test(d)) continue;
-      let cmd: string;
-      try {
-        cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8');
-      } catch {
-        continue;
-      }
-      if ((!cmd.startsWith('qemu-system') && !cmd.includes('/qemu-system')) || !cmd.includes('lab_cmd=')) continue;
-      if (ownRw && cmd.includes(`lab_rw=${ownRw} `)) continue;
-      others.add(Number(d));
-    }
-  };
-  scan();
-  const t = setInterval(scan, 2000);
-  return {
-    stop() {
-      clearInterval(t);
-      scan();
-      return { otherLabs: others.size, maxLoad1 };
-    },
-  };
-}
-
-async function gitCommit(): Promise<string> {
-  if (process.env.BENCH_COMMIT) return process.env.BENCH_COMMIT;
-  const head = (await capture('git', ['-C', projectRoot, 'rev-parse', '--short', 'HEAD'])).trim();
-  const dirty = (await capture('git', ['-C', projectRoot, 'status', '--porcelain'])).trim();
-  return head ? `${head}${dirty ? ' + uncommitted changes' : ''}` : 'unknown';
 }
 
 /** The words sparkler appends to the guest's command line itself (pci=off), read back through the hello guest (as bench/boot does). */
@@ -629,30 +588,17 @@ function report(r: Results, markdown: boolean): string {
 // ---------------------------------------------------------------- main
 
 const o = parseArgs(process.argv.slice(2));
-if (o.report) {
-  const r = JSON.parse(fs.readFileSync(path.join(o.report, 'results.json'), 'utf8')) as Results;
-  process.stdout.write(report(r, o.markdown));
-  process.exit(0);
-}
-const stamp = new Date().toISOString().replace(/[:.]/g, '-').replace(/-\d+Z$/, 'Z');
-const outDir = path.resolve(o.out ?? path.join(projectRoot, '.cache', 'bench', `devices-${stamp}`));
-if (/\s/.test(outDir)) usage('--out must not contain spaces (the lab shares it by path)');
-fs.mkdirSync(outDir, { recursive: true });
-log(`raw results in ${outDir}`);
-
-const hostInfo = await machineInfo();
+if (o.report) printEarlierReport(o.report, o.markdown, report);
+const { outDir, header } = await startRun('devices', o.out, usage, log);
 const { report: _r, markdown: _m, out: _o, ...optionsToKeep } = o;
 const results: Results = {
-  version: 1,
-  date: hostInfo.date,
-  commit: await gitCommit(),
-  host: { ...hostInfo, kvm: hostInfo.kvmModule + (hostRunsLinuxGuests() ? ' (hardware virtualization)' : '') },
+  ...header,
   options: optionsToKeep,
   lab: null,
   labError: null,
   hostBench: null,
 };
-const save = (): void => fs.writeFileSync(path.join(outDir, 'results.json'), JSON.stringify(results, null, 1));
+const save = (): void => saveResults(outDir, results);
 
 let failed = false;
 // The host part first: right after a lab session the host is still warm and its load average high.
@@ -680,9 +626,4 @@ if (o.lab) {
   }
   save();
 }
-const text = report(results, false);
-const md = report(results, true);
-fs.writeFileSync(path.join(outDir, 'report.txt'), text);
-fs.writeFileSync(path.join(outDir, 'report.md'), md);
-process.stdout.write(o.markdown ? md : text);
-process.exit(failed ? 1 : 0);
+finishRun(outDir, results, report, o.markdown, failed);
