@@ -108,3 +108,46 @@ export function finishRun<R>(outDir: string, results: R, report: (r: R, markdown
   process.stdout.write(markdown ? md : text);
   process.exit(failed ? 1 : 0);
 }
+
+/** The command-line side of a bench script: its error exit, its log, and a flag walker. */
+export interface BenchCli {
+  /** Prints `msg` and the usage text to stderr, exits 2. */
+  usage(msg: string): never;
+  log(msg: string): void;
+  /** A number flag's value, checked (integer unless `int` is false, at least `min`). */
+  num(flag: string, v: string | undefined, min: number, int?: boolean): number;
+  /**
+   * Calls `handle(flag, val)` for each argument (`--flag value` or
+   * `--flag=value`; `val()` takes the value); -h/--help prints the usage
+   * text and exits; a flag `handle` returns false for is an error.
+   */
+  forEachFlag(argv: readonly string[], handle: (flag: string, val: () => string | undefined) => boolean): void;
+}
+
+export function benchCli(name: string, usageText: string): BenchCli {
+  const usage = (msg: string): never => {
+    process.stderr.write(`${name}: ${msg}\n${usageText}`);
+    process.exit(2);
+  };
+  return {
+    usage,
+    log: (msg) => void process.stderr.write(`${name}: ${msg}\n`),
+    num(flag, v, min, int = true) {
+      const n = Number(v);
+      if (!Number.isFinite(n) || (int && !Number.isInteger(n)) || n < min) usage(`${flag} needs ${int ? 'an integer' : 'a number'} >= ${min}`);
+      return n;
+    },
+    forEachFlag(argv, handle) {
+      for (let i = 0; i < argv.length; i++) {
+        const a = argv[i]!;
+        const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+        const val = (): string | undefined => inline ?? argv[++i];
+        if (flag === '-h' || flag === '--help') {
+          process.stdout.write(usageText);
+          process.exit(0);
+        }
+        if (!handle(flag, val)) usage(`unknown argument ${a}`);
+      }
+    },
+  };
+}

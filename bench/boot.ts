@@ -18,7 +18,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { buildGuest } from '../tests/helpers/guest_build.js';
 import { hostRunsLinuxGuests, labRunner } from '../tests/helpers/lab.js';
-import { finishRun, printEarlierReport, saveResults, startRun, watchConcurrency, type Concurrency, type ResultsHeader } from './bench_run.js';
+import { benchCli, finishRun, printEarlierReport, saveResults, startRun, watchConcurrency, type Concurrency, type ResultsHeader } from './bench_run.js';
 import { projectRoot, sparklerBin } from '../tests/helpers/sparkler_run.js';
 import {
   capture,
@@ -68,17 +68,13 @@ interface Options {
   report: string | null;
 }
 
+const cli = benchCli('bench/boot', USAGE);
+const { usage, log } = cli;
+
 function parseArgs(argv: string[]): Options {
   const o: Options = { runs: 3, vcpus: [1], warmups: 1, nativeRuns: 20, labRetries: 1, qemuMachine: 'microvm,acpi=on', lab: true, native: true, markdown: false, out: null, report: null };
-  const int = (name: string, v: string | undefined, min: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) usage(`${name} needs an integer >= ${min}`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    const val = (): string | undefined => inline ?? argv[++i];
+  const int = (flag: string, v: string | undefined, min: number): number => cli.num(flag, v, min);
+  cli.forEachFlag(argv, (flag, val) => {
     switch (flag) {
       case '--runs': o.runs = int(flag, val(), 1); break;
       case '--native-runs': o.nativeRuns = int(flag, val(), 1); break;
@@ -96,19 +92,13 @@ function parseArgs(argv: string[]): Options {
       case '--markdown': o.markdown = true; break;
       case '--out': o.out = val() ?? usage('--out needs a directory'); break;
       case '--report': o.report = val() ?? usage('--report needs a directory'); break;
-      case '-h': case '--help': process.stdout.write(USAGE); process.exit(0); break;
-      default: usage(`unknown argument ${a}`);
+      default: return false;
     }
-  }
+    return true;
+  });
   return o;
 }
 
-function usage(msg: string): never {
-  process.stderr.write(`bench/boot: ${msg}\n${USAGE}`);
-  process.exit(2);
-}
-
-const log = (msg: string): void => void process.stderr.write(`bench/boot: ${msg}\n`);
 
 // ---------------------------------------------------------------- results
 

@@ -25,7 +25,7 @@ import { gzipSync } from 'node:zlib';
 import { buildCpio } from '../src/guest/cpio.js';
 import { buildGuest } from '../tests/helpers/guest_build.js';
 import { hostRunsLinuxGuests, labRunner } from '../tests/helpers/lab.js';
-import { finishRun, printEarlierReport, saveResults, startRun, watchConcurrency, type Concurrency, type ResultsHeader } from './bench_run.js';
+import { benchCli, finishRun, printEarlierReport, saveResults, startRun, watchConcurrency, type Concurrency, type ResultsHeader } from './bench_run.js';
 import { projectRoot } from '../tests/helpers/sparkler_run.js';
 import { capture, median, minMax, nowMs } from './boot_shared.js';
 import type { DevLabParams, DevLabResults, DevRunRecord, Vmm } from './devices_shared.js';
@@ -87,20 +87,16 @@ interface Options {
   report: string | null;
 }
 
+const cli = benchCli('bench/devices', USAGE);
+const { usage, log } = cli;
+
 function parseArgs(argv: string[]): Options {
   const o: Options = {
     runs: 3, warmups: 1, ddMib: 64, ddBsKiB: 1024, randSeconds: 5, netMib: 64, netRecvMib: null, memMib: 256, timeoutS: null, labRetries: 1,
     qemuMachine: 'microvm,acpi=on', ioEngine: 'Sync', lab: true, host: false, hostReps: 3, hostSeconds: 1, markdown: false, out: null, report: null,
   };
-  const num = (name: string, v: string | undefined, min: number, int = true): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || (int && !Number.isInteger(n)) || n < min) usage(`${name} needs ${int ? 'an integer' : 'a number'} >= ${min}`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    const val = (): string | undefined => inline ?? argv[++i];
+  const { num } = cli;
+  cli.forEachFlag(argv, (flag, val) => {
     switch (flag) {
       case '--runs': o.runs = num(flag, val(), 1); break;
       case '--warmups': o.warmups = num(flag, val(), 0); break;
@@ -126,20 +122,14 @@ function parseArgs(argv: string[]): Options {
       case '--markdown': o.markdown = true; break;
       case '--out': o.out = val() ?? usage('--out needs a directory'); break;
       case '--report': o.report = val() ?? usage('--report needs a directory'); break;
-      case '-h': case '--help': process.stdout.write(USAGE); process.exit(0); break;
-      default: usage(`unknown argument ${a}`);
+      default: return false;
     }
-  }
+    return true;
+  });
   if ((o.ddMib * 1024) % o.ddBsKiB !== 0) usage(`--dd-bs ${o.ddBsKiB} KiB does not divide --dd-mib ${o.ddMib} MiB`);
   return o;
 }
 
-function usage(msg: string): never {
-  process.stderr.write(`bench/devices: ${msg}\n${USAGE}`);
-  process.exit(2);
-}
-
-const log = (msg: string): void => void process.stderr.write(`bench/devices: ${msg}\n`);
 
 // ---------------------------------------------------------------- results
 
