@@ -122,6 +122,15 @@ export interface BenchCli {
    * text and exits; a flag `handle` returns false for is an error.
    */
   forEachFlag(argv: readonly string[], handle: (flag: string, val: () => string | undefined) => boolean): void;
+  /** The output flags every bench script takes (--markdown, --out DIR, --report DIR): true when `flag` was one. */
+  outputFlag(o: OutputOptions, flag: string, val: () => string | undefined): boolean;
+}
+
+/** Where and how a bench script reports. */
+export interface OutputOptions {
+  markdown: boolean;
+  out: string | null;
+  report: string | null;
 }
 
 export function benchCli(name: string, usageText: string): BenchCli {
@@ -147,6 +156,14 @@ export function benchCli(name: string, usageText: string): BenchCli {
           process.exit(0);
         }
         if (!handle(flag, val)) usage(`unknown argument ${a}`);
+      }
+    },
+    outputFlag(o, flag, val) {
+      switch (flag) {
+        case '--markdown': o.markdown = true; return true;
+        case '--out': o.out = val() ?? usage('--out needs a directory'); return true;
+        case '--report': o.report = val() ?? usage('--report needs a directory'); return true;
+        default: return false;
       }
     },
   };

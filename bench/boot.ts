@@ -18,7 +18,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { buildGuest } from '../tests/helpers/guest_build.js';
 import { hostRunsLinuxGuests, labRunner } from '../tests/helpers/lab.js';
-import { benchCli, finishRun, printEarlierReport, saveResults, startRun, watchConcurrency, type Concurrency, type ResultsHeader } from './bench_run.js';
+import { benchCli, finishRun, printEarlierReport, saveResults, startRun, watchConcurrency, type Concurrency, type OutputOptions, type ResultsHeader } from './bench_run.js';
 import { projectRoot, sparklerBin } from '../tests/helpers/sparkler_run.js';
 import {
   capture,
@@ -54,7 +54,7 @@ const USAGE = `usage: bench/boot [options]
   --report DIR      print the report of an earlier run from DIR/results.json, run nothing
 `;
 
-interface Options {
+interface Options extends OutputOptions {
   runs: number;
   vcpus: number[];
   warmups: number;
@@ -63,9 +63,6 @@ interface Options {
   qemuMachine: string;
   lab: boolean;
   native: boolean;
-  markdown: boolean;
-  out: string | null;
-  report: string | null;
 }
 
 const cli = benchCli('bench/boot', USAGE);
@@ -89,10 +86,7 @@ function parseArgs(argv: string[]): Options {
       case '--smp2': o.vcpus = [1, 2]; break;
       case '--no-lab': o.lab = false; break;
       case '--no-native': o.native = false; break;
-      case '--markdown': o.markdown = true; break;
-      case '--out': o.out = val() ?? usage('--out needs a directory'); break;
-      case '--report': o.report = val() ?? usage('--report needs a directory'); break;
-      default: return false;
+      default: return cli.outputFlag(o, flag, val);
     }
     return true;
   });

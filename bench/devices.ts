@@ -25,7 +25,7 @@ import { gzipSync } from 'node:zlib';
 import { buildCpio } from '../src/guest/cpio.js';
 import { buildGuest } from '../tests/helpers/guest_build.js';
 import { hostRunsLinuxGuests, labRunner } from '../tests/helpers/lab.js';
-import { benchCli, finishRun, printEarlierReport, saveResults, startRun, watchConcurrency, type Concurrency, type ResultsHeader } from './bench_run.js';
+import { benchCli, finishRun, printEarlierReport, saveResults, startRun, watchConcurrency, type Concurrency, type OutputOptions, type ResultsHeader } from './bench_run.js';
 import { projectRoot } from '../tests/helpers/sparkler_run.js';
 import { capture, median, minMax, nowMs } from './boot_shared.js';
 import type { DevLabParams, DevLabResults, DevRunRecord, Vmm } from './devices_shared.js';
@@ -63,7 +63,7 @@ const USAGE = `usage: bench/devices [options]
   --report DIR      print the report of an earlier run from DIR/results.json, run nothing
 `;
 
-interface Options {
+interface Options extends OutputOptions {
   runs: number;
   warmups: number;
   ddMib: number;
@@ -82,9 +82,6 @@ interface Options {
   host: boolean;
   hostReps: number;
   hostSeconds: number;
-  markdown: boolean;
-  out: string | null;
-  report: string | null;
 }
 
 const cli = benchCli('bench/devices', USAGE);
@@ -119,10 +116,7 @@ function parseArgs(argv: string[]): Options {
       case '--all': o.host = true; o.lab = true; break;
       case '--host-reps': o.hostReps = num(flag, val(), 1); break;
       case '--host-seconds': o.hostSeconds = num(flag, val(), 0.1, false); break;
-      case '--markdown': o.markdown = true; break;
-      case '--out': o.out = val() ?? usage('--out needs a directory'); break;
-      case '--report': o.report = val() ?? usage('--report needs a directory'); break;
-      default: return false;
+      default: return cli.outputFlag(o, flag, val);
     }
     return true;
   });
