@@ -7,19 +7,17 @@
  * its results (JSON) after every boot, so a partial run still leaves data.
  *   node dist/bench/boot_lab.js <params.json> <results.json>
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
   GUEST_UP,
   machineInfo,
-  nowMs,
   parseBootTimerUs,
-  sampleMemory,
+  runVmm,
+  trySampleMemory,
   type BootRecord,
   type LabParams,
   type LabResults,
-  type MemSample,
 } from './boot_shared.js';
 
 const [paramsFile, resultsFile] = process.argv.slice(2);
@@ -76,77 +74,42 @@ function lastPrintkS(console: string): number | null {
 
 const tail = (s: string, n = 600): string => (s.length > n ? '…' + s.slice(-n) : s);
 
-function boot(vmm: 'sparkler' | 'qemu', vcpus: number, iter: number, warmup: boolean): Promise<BootRecord> {
+async function boot(vmm: 'sparkler' | 'qemu', vcpus: number, iter: number, warmup: boolean): Promise<BootRecord> {
   const { file, args } = command(vmm, vcpus);
-  return new Promise((resolve) => {
-    let out = '';
-    let err = '';
-    let initMs: number | null = null;
-    let exitMs: number | null = null;
-    let mem: MemSample | null = null;
-    let memError: string | null = null;
-    let timedOut = false;
-    const t0 = nowMs();
-    // stdin: a pipe that stays open (neither a terminal nor EOF), as the project's tests do.
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const pid = child.pid;
-    child.stdin!.on('error', () => {});
-    child.stdout!.setEncoding('latin1');
-    child.stderr!.setEncoding('latin1');
-    child.stdout!.on('data', (d: string) => {
-      const from = Math.max(0, out.length - GUEST_UP.length);
-      out += d;
-      if (initMs === null && out.indexOf(GUEST_UP, from) >= 0) {
-        initMs = nowMs() - t0;
-        try {
-          if (pid === undefined) throw new Error('no pid');
-          mem = sampleMemory(pid, p.memMib, 0);
-          mem.atMs = nowMs() - t0;
-        } catch (e) {
-          memError = (e as Error).message;
-        }
-      }
-    });
-    child.stderr!.on('data', (d: string) => (err += d));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, p.bootTimeoutS * 1000);
-    child.on('exit', () => (exitMs = nowMs() - t0));
-    const finish = (code: number | null, signal: string | null): void => {
-      clearTimeout(timer);
-      child.stdin!.destroy();
-      const num = (re: RegExp): number | null => {
-        const m = re.exec(out);
-        return m ? Number(m[1]) : null;
-      };
-      resolve({
-        vmm,
-        vcpus,
-        iter,
-        warmup,
-        argv: [file, ...args],
-        initMs,
-        exitMs,
-        code,
-        signal,
-        timedOut,
-        bootTimerUs: vmm === 'sparkler' ? parseBootTimerUs(err) : null,
-        mem,
-        memError,
-        guestCpus: num(/^cpus=(\d+)/m),
-        guestMemTotalKiB: num(/^memtotal_kb=(\d+)/m),
-        guestClockS: lastPrintkS(out),
-        consoleTail: tail(out),
-        stderrTail: tail(err),
-      });
-    };
-    child.on('error', (e) => {
-      err += `spawn failed: ${e.message}\n`;
-      finish(null, null);
-    });
-    child.on('close', (code, signal) => finish(code, signal));
+  let initMs: number | null = null;
+  let sample: ReturnType<typeof trySampleMemory> = { mem: null, memError: null };
+  let searched = 0; // stdout length already searched for GUEST_UP
+  const r = await runVmm(file, args, p.bootTimeoutS, (out, pid, atMs) => {
+    if (initMs === null && out.indexOf(GUEST_UP, Math.max(0, searched - GUEST_UP.length)) >= 0) {
+      initMs = atMs;
+      sample = trySampleMemory(pid, p.memMib, atMs);
+    }
+    searched = out.length;
   });
+  const num = (re: RegExp): number | null => {
+    const m = re.exec(r.out);
+    return m ? Number(m[1]) : null;
+  };
+  return {
+    vmm,
+    vcpus,
+    iter,
+    warmup,
+    argv: [file, ...args],
+    initMs,
+    exitMs: r.exitMs,
+    code: r.code,
+    signal: r.signal,
+    timedOut: r.timedOut,
+    bootTimerUs: vmm === 'sparkler' ? parseBootTimerUs(r.err) : null,
+    mem: sample.mem,
+    memError: sample.memError,
+    guestCpus: num(/^cpus=(\d+)/m),
+    guestMemTotalKiB: num(/^memtotal_kb=(\d+)/m),
+    guestClockS: lastPrintkS(r.out),
+    consoleTail: tail(r.out),
+    stderrTail: tail(r.err),
+  };
 }
 
 const fmt = (ms: number | null): string => (ms === null ? '-' : `${(ms / 1000).toFixed(2)} s`);

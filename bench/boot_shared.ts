@@ -259,3 +259,67 @@ export function parseBootTimerUs(log: string): number | null {
   const m = /Guest-boot-time =\s*(\d+) us/.exec(log);
   return m ? Number(m[1]) : null;
 }
+
+/** How one VMM process ran (runVmm). */
+export interface VmmRun {
+  out: string;
+  err: string;
+  code: number | null;
+  signal: string | null;
+  /** spawn → exit, ms; null when it never exited. */
+  exitMs: number | null;
+  timedOut: boolean;
+}
+
+/**
+ * Runs one VMM process to its end, collecting its stdout and stderr (latin1),
+ * killing it after `timeoutS`. stdin is a pipe that stays open (neither a
+ * terminal nor EOF), as the project's tests do. `onOut(out, pid, atMs)` sees
+ * the whole stdout so far after each chunk (for console-triggered actions:
+ * memory samples, host-side senders).
+ */
+export function runVmm(file: string, args: string[], timeoutS: number, onOut?: (out: string, pid: number | undefined, atMs: number) => void): Promise<VmmRun> {
+  return new Promise((resolve) => {
+    const r: VmmRun = { out: '', err: '', code: null, signal: null, exitMs: null, timedOut: false };
+    const t0 = nowMs();
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    child.stdin!.on('error', () => {});
+    child.stdout!.setEncoding('latin1');
+    child.stderr!.setEncoding('latin1');
+    child.stdout!.on('data', (d: string) => {
+      r.out += d;
+      onOut?.(r.out, child.pid, nowMs() - t0);
+    });
+    child.stderr!.on('data', (d: string) => (r.err += d));
+    const timer = setTimeout(() => {
+      r.timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutS * 1000);
+    child.on('exit', () => (r.exitMs = nowMs() - t0));
+    let done = false;
+    const finish = (code: number | null, signal: string | null): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      child.stdin!.destroy();
+      r.code = code;
+      r.signal = signal;
+      resolve(r);
+    };
+    child.on('error', (e) => {
+      r.err += `spawn failed: ${e.message}\n`;
+      finish(null, null);
+    });
+    child.on('close', (code, signal) => finish(code, signal));
+  });
+}
+
+/** sampleMemory of a running VMM, or why it could not be taken. */
+export function trySampleMemory(pid: number | undefined, memMib: number, atMs: number): { mem: MemSample | null; memError: string | null } {
+  try {
+    if (pid === undefined) throw new Error('no pid');
+    return { mem: sampleMemory(pid, memMib, atMs), memError: null };
+  } catch (e) {
+    return { mem: null, memError: (e as Error).message };
+  }
+}

@@ -19,7 +19,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { machineInfo, nowMs, sampleMemory, type MemSample } from './boot_shared.js';
+import { machineInfo, runVmm, trySampleMemory } from './boot_shared.js';
 import { guestErrors, parseGuest, parseSend, parseSink, type DevLabParams, type DevLabResults, type DevRunRecord, type Vmm } from './devices_shared.js';
 
 const [paramsFile, resultsFile] = process.argv.slice(2);
@@ -208,62 +208,28 @@ async function one(vmm: Vmm, iter: number, warmup: boolean): Promise<void> {
   fs.rmSync(metricsFile, { force: true });
   const { file, args } = command(vmm);
   let sender: ReturnType<typeof startSender> | null = null;
-  const rec = await new Promise<DevRunRecord>((resolve) => {
-    let out = '';
-    let err = '';
-    let exitMs: number | null = null;
-    let timedOut = false;
-    let mem: MemSample | null = null;
-    let memError: string | null = null;
-    const t0 = nowMs();
-    // stdin: a pipe that stays open (neither a terminal nor EOF), as bench/boot does.
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    child.stdin!.on('error', () => {});
-    child.stdout!.setEncoding('latin1');
-    child.stderr!.setEncoding('latin1');
-    child.stdout!.on('data', (d: string) => {
-      out += d;
-      // The guest's sink listens: send now (the guest waits for it before bench-done).
-      if (sender === null && recvMib > 0 && /^netbench recv-ready/m.test(out)) sender = startSender();
-      // After the block tests, while the VMM runs: how its guest RAM is backed (THP or 4 KiB pages).
-      if (mem === null && memError === null && /^blkbench randread/m.test(out)) {
-        try {
-          if (child.pid === undefined) throw new Error('no pid');
-          mem = sampleMemory(child.pid, p.memMib, nowMs() - t0);
-        } catch (e) {
-          memError = (e as Error).message;
-        }
-      }
-    });
-    child.stderr!.on('data', (d: string) => (err += d));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, p.runTimeoutS * 1000);
-    child.on('exit', () => (exitMs = nowMs() - t0));
-    const finish = (code: number | null, signal: string | null): void => {
-      clearTimeout(timer);
-      child.stdin!.destroy();
-      fs.writeFileSync(path.join(p.workDir, `console-${vmm}-${warmup ? 'w' : ''}${iter + 1}.txt`), out);
-      fs.writeFileSync(path.join(p.workDir, `stderr-${vmm}-${warmup ? 'w' : ''}${iter + 1}.txt`), err);
-      const g = parseGuest(out);
-      resolve({
-        vmm, iter, warmup, argv: [file, ...args], code, signal, timedOut, wallMs: exitMs,
-        blk: g.blk,
-        net: { info: g.netInfo, sink: null, send: g.send, sinkOutput: '', ...(recvMib > 0 ? { recv: g.recv, recvSend: null, recvSendOutput: '' } : {}) },
-        guestRam: mem === null ? null : (mem as MemSample).guestRam,
-        vmmBlock: vmm === 'sparkler' ? blockMetrics() : null,
-        errors: guestErrors(out),
-        consoleTail: tail(out),
-        stderrTail: tail(err),
-      });
-    };
-    child.on('error', (e) => {
-      err += `spawn failed: ${e.message}\n`;
-      finish(null, null);
-    });
-    child.on('close', (code, signal) => finish(code, signal));
+  let sample: ReturnType<typeof trySampleMemory> | null = null;
+  const r = await runVmm(file, args, p.runTimeoutS, (out, pid, atMs) => {
+    // The guest's sink listens: send now (the guest waits for it before bench-done).
+    if (sender === null && recvMib > 0 && /^netbench recv-ready/m.test(out)) sender = startSender();
+    // After the block tests, while the VMM runs: how its guest RAM is backed (THP or 4 KiB pages).
+    if (sample === null && /^blkbench randread/m.test(out)) sample = trySampleMemory(pid, p.memMib, atMs);
   });
+  fs.writeFileSync(path.join(p.workDir, `console-${vmm}-${warmup ? 'w' : ''}${iter + 1}.txt`), r.out);
+  fs.writeFileSync(path.join(p.workDir, `stderr-${vmm}-${warmup ? 'w' : ''}${iter + 1}.txt`), r.err);
+  const g = parseGuest(r.out);
+  // TS narrows `sample` to its initial null (it is assigned in a callback): read it back through a cast.
+  const mem = (sample as ReturnType<typeof trySampleMemory> | null)?.mem ?? null;
+  const rec: DevRunRecord = {
+    vmm, iter, warmup, argv: [file, ...args], code: r.code, signal: r.signal, timedOut: r.timedOut, wallMs: r.exitMs,
+    blk: g.blk,
+    net: { info: g.netInfo, sink: null, send: g.send, sinkOutput: '', ...(recvMib > 0 ? { recv: g.recv, recvSend: null, recvSendOutput: '' } : {}) },
+    guestRam: mem === null ? null : mem.guestRam,
+    vmmBlock: vmm === 'sparkler' ? blockMetrics() : null,
+    errors: guestErrors(r.out),
+    consoleTail: tail(r.out),
+    stderrTail: tail(r.err),
+  };
   if (sink) {
     // The sink ends at the guest's EOF; if the guest never connected it is still waiting.
     const t = setTimeout(sink.kill, 3000);
