@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, SIZEOF_IOVEC } from '../../../generated/libc.js';
 import type { GuestMemory } from '../../../memory/guest_memory.js';
 import * as libc from '../../../sys/libc.js';
+import type { GuestBuffer } from '../../../virtio/queue/index.js';
 
 const TWO_32 = 2 ** 32;
 
@@ -65,6 +66,13 @@ export class HostMap {
       len -= n;
     }
     return at;
+  }
+
+  /** Every buffer of `bufs` from entry 0, as append: the entry count, or -1. */
+  appendAll(iov: IoVecArray, bufs: readonly GuestBuffer[], limit: number): number {
+    let n = 0;
+    for (let i = 0; i < bufs.length && n >= 0; i++) n = this.append(iov, n, bufs[i]!.addr, bufs[i]!.len, limit);
+    return n;
   }
 }
 

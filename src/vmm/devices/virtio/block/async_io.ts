@@ -77,8 +77,7 @@ export class AsyncIo {
     const slot = this.free.pop();
     if (slot === undefined) return -1;
     const iov = this.iovs[slot]!;
-    let n = 0;
-    for (let i = 0; i < bufs.length && n >= 0; i++) n = map.append(iov, n, bufs[i]!.addr, bufs[i]!.len, this.iovsPerSlot);
+    const n = map.appendAll(iov, bufs, this.iovsPerSlot);
     const addr = this.slabAddr + slot * this.iovsPerSlot * SIZEOF_IOVEC;
     const ok = n >= 0 && (op === 'read'
       ? this.ring.prepReadv(fd, addr, n, offset, slot, IOSQE_ASYNC)

@@ -81,12 +81,8 @@ function vectored(dir: IoDirection, fd: number, mem: GuestMemory, bufs: readonly
   const map = HostMap.cached(mem);
   if (map === undefined) return undefined;
   iov ??= new IoVecArray(IOV_MAX);
-  let n = 0;
-  for (let i = 0; i < bufs.length; i++) {
-    const b = bufs[i]!;
-    n = map.append(iov, n, b.addr, b.len, IOV_MAX);
-    if (n < 0) return undefined;
-  }
+  const n = map.appendAll(iov, bufs, IOV_MAX);
+  if (n < 0) return undefined;
   const got = dir === 'read' ? libc.tryPreadv(fd, iov.bytes, n, offset) : libc.tryPwritev(fd, iov.bytes, n, offset);
   return got > 0 ? got : undefined;
 }

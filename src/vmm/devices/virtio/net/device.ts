@@ -741,9 +741,7 @@ export class NetBackend implements VirtioBackend {
   private writeFrame(a: ActiveState, chain: DescriptorChain, len: number): number {
     const fd = this.tap.fd;
     if (a.hostMap) {
-      const bufs = chain.readable();
-      let n = 0;
-      for (let i = 0; i < bufs.length && n >= 0; i++) n = a.hostMap.append(this.txIov, n, bufs[i]!.addr, bufs[i]!.len, IOV_MAX);
+      const n = a.hostMap.appendAll(this.txIov, chain.readable(), IOV_MAX);
       if (n >= 0) return libc.tryWritev(fd, this.txIov.bytes, n);
       const s = hostScratch();
       chain.reader(a.mem).readInto(s.bytes.subarray(0, len));
