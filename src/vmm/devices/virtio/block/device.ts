@@ -33,7 +33,7 @@ import {
 import { logger } from '../../../../logger/logger.js';
 import type { GuestMemory } from '../../../../memory/guest_memory.js';
 import * as libc from '../../../../sys/libc.js';
-import { guestSegments, type DescriptorChain, type Queue } from '../../../../virtio/queue/index.js';
+import { guestSegments, type Queue } from '../../../../virtio/queue/index.js';
 import { RateLimiter, type BucketUpdate } from '../../../rate_limiter/index.js';
 import { popChain, REJECTED, retryDelayMs, type ActivateContext, type BackendEvents, type VirtioBackend, takeQueues } from '../backend.js';
 import { HostMap } from '../iovec.js';
@@ -355,19 +355,28 @@ export class BlockBackend implements VirtioBackend {
 
   /** Async engine: status and metrics of a request the kernel finished with `res` (bytes, or -errno). */
   private completion(f: InFlight, res: number): Completion {
-    const m = this.metrics;
     const { req } = f;
-    const bytes = Math.max(0, res);
-    const why = res < 0 ? `errno ${-res}` : `${res} of ${req.dataLen} bytes`;
     if (req.type === 'flush') {
-      if (res < 0) return this.failed(`FLUSH: ${why}`, 0);
-      m['flush_count']++;
+      if (res < 0) return this.failed(`FLUSH: errno ${-res}`, 0);
+      this.metrics['flush_count']++;
       return { status: VIRTIO_BLK_S_OK, toGuest: 0 };
     }
+    const short = req.type === 'in' ? 'short read' : 'short write';
+    return this.transferred(req, f.t0, Math.max(0, res), res < 0 ? `errno ${-res}` : short);
+  }
+
+  /**
+   * Metrics and status of an IN or OUT begun at `t0` (µs) that moved
+   * `bytes`: all of its data, or fewer because of `why`. Both engines.
+   */
+  private transferred(req: BlockRequest, t0: number, bytes: number, why: string): Completion {
+    const m = this.metrics;
     const read = req.type === 'in';
-    recordLatency(m, read ? 'read_agg' : 'write_agg', nowUs() - f.t0);
+    recordLatency(m, read ? 'read_agg' : 'write_agg', nowUs() - t0);
     m[read ? 'read_bytes' : 'write_bytes'] += bytes;
-    if (res !== req.dataLen) return this.failed(`${read ? 'IN' : 'OUT'} at sector ${req.sector}: ${why}`, read ? bytes : 0);
+    if (bytes !== req.dataLen) {
+      return this.failed(`${read ? 'IN' : 'OUT'} at sector ${req.sector}: ${bytes} of ${req.dataLen} bytes (${why})`, read ? bytes : 0);
+    }
     m[read ? 'read_count' : 'write_count']++;
     return { status: VIRTIO_BLK_S_OK, toGuest: read ? bytes : 0 };
   }
@@ -390,30 +399,13 @@ export class BlockBackend implements VirtioBackend {
   }
 
   private execute(req: BlockRequest, mem: GuestMemory): Completion {
-    const m = this.metrics;
-    const fail = (what: string, toGuest: number): Completion => this.failed(what, toGuest);
     switch (req.type) {
-      case 'in': {
-        const t0 = nowUs();
-        const r = transfer('read', this._fd, mem, req.data, req.offset);
-        recordLatency(m, 'read_agg', nowUs() - t0);
-        m['read_bytes'] += r.bytes;
-        if (r.bytes !== req.dataLen) {
-          return fail(`IN at sector ${req.sector}: ${r.bytes} of ${req.dataLen} bytes (${r.error ?? 'short read'})`, r.bytes);
-        }
-        m['read_count']++;
-        return { status: VIRTIO_BLK_S_OK, toGuest: r.bytes };
-      }
+      case 'in':
       case 'out': {
+        const read = req.type === 'in';
         const t0 = nowUs();
-        const r = transfer('write', this._fd, mem, req.data, req.offset);
-        recordLatency(m, 'write_agg', nowUs() - t0);
-        m['write_bytes'] += r.bytes;
-        if (r.bytes !== req.dataLen) {
-          return fail(`OUT at sector ${req.sector}: ${r.bytes} of ${req.dataLen} bytes (${r.error ?? 'short write'})`, 0);
-        }
-        m['write_count']++;
-        return { status: VIRTIO_BLK_S_OK, toGuest: 0 };
+        const r = transfer(read ? 'read' : 'write', this._fd, mem, req.data, req.offset);
+        return this.transferred(req, t0, r.bytes, r.error ?? (read ? 'short read' : 'short write'));
       }
       case 'flush': {
         if (this.cacheType === 'Writeback') {
@@ -421,9 +413,9 @@ export class BlockBackend implements VirtioBackend {
             // Firecracker's sync engine: File::sync_all, i.e. fsync.
             libc.fsync(this._fd);
           } catch (e) {
-            return fail(`FLUSH: ${(e as Error).message}`, 0);
+            return this.failed(`FLUSH: ${(e as Error).message}`, 0);
           }
-          m['flush_count']++;
+          this.metrics['flush_count']++;
         }
         return { status: VIRTIO_BLK_S_OK, toGuest: 0 };
       }
