@@ -24,7 +24,6 @@ const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
 const S_IFCHR = 0o020000;
 
-const HEADER_LEN = 110;
 const TRAILER = 'TRAILER!!!';
 const encoder = new TextEncoder();
 

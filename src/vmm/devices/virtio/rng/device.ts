@@ -16,7 +16,7 @@ import { randomFillSync } from 'node:crypto';
 import { VIRTIO_ID_RNG } from '../../../../generated/virtio.js';
 import { logger } from '../../../../logger/logger.js';
 import type { GuestMemory } from '../../../../memory/guest_memory.js';
-import type { DescriptorChain, Queue } from '../../../../virtio/queue/index.js';
+import type { Queue } from '../../../../virtio/queue/index.js';
 import { RateLimiter, type BucketUpdate } from '../../../rate_limiter/index.js';
 import { popChain, REJECTED, retryDelayMs, type ActivateContext, type VirtioBackend, takeQueues } from '../backend.js';
 import { createEntropyMetrics, type EntropyMetrics } from './metrics.js';
