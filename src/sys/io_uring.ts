@@ -21,7 +21,6 @@
  * This file is x86-64 only, like the rest of the project.
  */
 import fs from 'node:fs';
-import koffi from 'koffi';
 
 import {
   CQE_OFF_RES, CQE_OFF_USER_DATA, IORING_ENTER_GETEVENTS, IORING_FEAT_SINGLE_MMAP, IORING_MAX_ENTRIES,
@@ -36,9 +35,7 @@ import {
 } from '../generated/io_uring.js';
 import { EINTR, ENOSYS, EPERM, MAP_POPULATE, MAP_SHARED, PROT_READ, PROT_WRITE } from '../generated/libc.js';
 import * as libc from './libc.js';
-import { SysError } from './libc.js';
-
-const lib = koffi.load('libc.so.6');
+import { lib, SysError } from './libc.js';
 
 // syscall(2) is variadic in C; koffi needs one concrete prototype per
 // argument list. On x86-64 integer and pointer arguments of a variadic call

@@ -12,7 +12,8 @@ import {
   SIZEOF_SOCKADDR_UN, SYS_gettid, SYS_tgkill, SIZEOF_EPOLL_EVENT, UNIX_PATH_MAX,
 } from '../generated/libc.js';
 
-const lib = koffi.load('libc.so.6');
+/** glibc, loaded once: other binding modules (io_uring.ts) declare their functions on it too. */
+export const lib = koffi.load('libc.so.6');
 
 const errnoNames: Map<number, string> = new Map(
   Object.entries(os.constants.errno).map(([name, no]) => [no, name]),
