@@ -274,6 +274,7 @@ export class IoUring {
     this.ensureOpen('submit');
     this.sq[this.sqTailW] = this.sqTail;
     for (;;) {
+      // Counted again after an EINTR, from the kernel's head.
       const toSubmit = (this.sqTail - this.sq[this.sqHeadW]!) >>> 0;
       if (toSubmit === 0) return 0;
       const ret = enterFn(SYS_io_uring_enter, this.fd, toSubmit, 0, 0, 0, 0);
@@ -332,11 +333,8 @@ export class IoUring {
     this.ensureOpen('registerEventFd');
     const arg = new Uint8Array(4);
     new DataView(arg.buffer).setInt32(0, efd, true);
-    for (;;) {
-      if (registerFn(SYS_io_uring_register, this.fd, IORING_REGISTER_EVENTFD, arg, 1) >= 0) return;
-      const errno = libc.lastErrno();
-      if (errno !== EINTR) throw new SysError('io_uring_register(IORING_REGISTER_EVENTFD)', errno);
-    }
+    const ret = libc.retryRaw(() => registerFn(SYS_io_uring_register, this.fd, IORING_REGISTER_EVENTFD, arg, 1));
+    if (ret < 0) throw new SysError('io_uring_register(IORING_REGISTER_EVENTFD)', -ret);
   }
 
   /**
@@ -363,12 +361,9 @@ export class IoUring {
   }
 
   private enter(toSubmit: number, minComplete: number, flags: number, op: string): number {
-    for (;;) {
-      const ret = enterFn(SYS_io_uring_enter, this.fd, toSubmit, minComplete, flags, 0, 0);
-      if (ret >= 0) return ret;
-      const errno = libc.lastErrno();
-      if (errno !== EINTR) throw new SysError(op, errno);
-    }
+    const ret = libc.retryRaw(() => enterFn(SYS_io_uring_enter, this.fd, toSubmit, minComplete, flags, 0, 0));
+    if (ret < 0) throw new SysError(op, -ret);
+    return ret;
   }
 
   private ensureOpen(op: string): void {

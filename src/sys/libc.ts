@@ -193,7 +193,8 @@ const setsockoptFn = lib.func('int setsockopt(int fd, int level, int name, const
 const unlinkFn = lib.func('int unlink(const char *path)') as (p: string) => number;
 
 /** ret, or -errno when ret < 0; EINTR retried. */
-function retryRaw(call: () => number): number {
+/** Runs a raw libc call until it is not interrupted (EINTR): its result, or -errno. */
+export function retryRaw(call: () => number): number {
   for (;;) {
     const ret = call();
     if (ret >= 0) return ret;
