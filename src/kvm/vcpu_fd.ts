@@ -26,8 +26,8 @@ export class VcpuFd {
     return { addr: this.runAddr, size: this.runMmapSize };
   }
 
-  /** Synchronous KVM_RUN on the calling thread; returns the raw result and errno (never throws). */
-  runSync(): { ret: number; errno: number } {
+  /** Synchronous KVM_RUN on the calling thread: 0, or -errno (never throws). */
+  runSync(): number {
     return libc.ioctlRaw(this.fd, KVM.RUN, 0);
   }
 

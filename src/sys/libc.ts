@@ -74,10 +74,14 @@ export function ioctl(fd: number, req: number, arg: IoctlArg, name: string): num
   return check(name, ret);
 }
 
-/** ioctl returning the raw result and errno instead of throwing (for KVM_RUN, whose EINTR is routine). */
-export function ioctlRaw(fd: number, req: number, arg: number): { ret: number; errno: number } {
+/**
+ * ioctl returning its result, or -errno, instead of throwing (for KVM_RUN,
+ * whose EINTR is routine). A plain number: this runs once per VM exit, and an
+ * object per call would be garbage per exit; errno is read only on failure.
+ */
+export function ioctlRaw(fd: number, req: number, arg: number): number {
   const ret = ioctlVal(fd, req, arg);
-  return { ret, errno: ret < 0 ? koffi.errno() : 0 };
+  return ret < 0 ? -koffi.errno() : ret;
 }
 
 

@@ -49,8 +49,9 @@ function runLoop(data: VcpuWorkerData): VcpuStop {
       ctl.state = STATE.RUNNING;
       continue;
     }
-    const { ret, errno } = vcpu.runSync();
+    const ret = vcpu.runSync();
     if (ret < 0) {
+      const errno = -ret;
       // EINTR: kicked (signal or immediate_exit). EAGAIN: an AP woken by INIT before its SIPI.
       if (errno === EINTR || errno === EAGAIN) {
         vcpu.immediateExit = false;
