@@ -17,6 +17,15 @@ export interface VcpuStop {
 export const VCPU_METRICS = ['exit_io_in', 'exit_io_out', 'exit_mmio_read', 'exit_mmio_write', 'failures'] as const;
 export type VcpuMetricName = (typeof VCPU_METRICS)[number];
 
+/**
+ * Where a vCPU's exit counters live (VcpuControl): one Int32 cell per metric.
+ * Only the vCPU's own thread writes them.
+ */
+export interface ExitCounters {
+  readonly cells: Int32Array;
+  metricCell(m: VcpuMetricName): number;
+}
+
 export const EXIT_OK = 0;
 export const EXIT_GENERIC_ERROR = 1;
 
@@ -26,14 +35,38 @@ const UNCLAIMED_PIO_BYTE = 0xff;
 export class ExitHandler {
   /** kvm_run's mmio.data[0..len) for len 0..8, made once: a view per exit would be garbage per exit. */
   private readonly mmioData: Uint8Array[];
+  private readonly cells: Int32Array;
+  // The counters' cells, looked up once rather than by name per exit.
+  private readonly cIoIn: number;
+  private readonly cIoOut: number;
+  private readonly cMmioRead: number;
+  private readonly cMmioWrite: number;
 
   constructor(
     private readonly vcpu: VcpuFd,
     private readonly pio: Bus,
     private readonly mmio: Bus,
-    private readonly count: (m: VcpuMetricName) => void,
+    private readonly counters: ExitCounters,
   ) {
     this.mmioData = Array.from({ length: 9 }, (_, len) => vcpu.runBytes.subarray(KVM_RUN_OFFSET.mmio_data, KVM_RUN_OFFSET.mmio_data + len));
+    this.cells = counters.cells;
+    this.cIoIn = counters.metricCell('exit_io_in');
+    this.cIoOut = counters.metricCell('exit_io_out');
+    this.cMmioRead = counters.metricCell('exit_mmio_read');
+    this.cMmioWrite = counters.metricCell('exit_mmio_write');
+  }
+
+  /**
+   * Counts into a cell. A plain increment, not Atomics.add: this thread is
+   * the only writer, and readers (Atomics.load) cannot see a torn Int32.
+   */
+  private bump(cell: number): void {
+    this.cells[cell] = (this.cells[cell]! + 1) | 0;
+  }
+
+  /** Counts a metric by name (the uncommon exits). */
+  count(m: VcpuMetricName): void {
+    this.bump(this.counters.metricCell(m));
   }
 
   /** Handles the exit KVM_RUN just returned; returns a stop reason when the loop must end. */
@@ -51,10 +84,10 @@ export class ExitHandler {
         for (let i = 0; i < count; i++) {
           const data = this.vcpu.runBytes.subarray(base + i * size, base + (i + 1) * size);
           if (out) {
-            this.count('exit_io_out');
+            this.bump(this.cIoOut);
             this.pio.write(port, data);
           } else {
-            this.count('exit_io_in');
+            this.bump(this.cIoIn);
             if (!this.pio.read(port, data)) data.fill(UNCLAIMED_PIO_BYTE);
           }
         }
@@ -66,10 +99,10 @@ export class ExitHandler {
         const len = Math.min(8, run.getUint32(KVM_RUN_OFFSET.mmio_len, true));
         const data = this.mmioData[len]!;
         if (run.getUint8(KVM_RUN_OFFSET.mmio_is_write)) {
-          this.count('exit_mmio_write');
+          this.bump(this.cMmioWrite);
           this.mmio.write(addr, data);
         } else {
-          this.count('exit_mmio_read');
+          this.bump(this.cMmioRead);
           if (!this.mmio.read(addr, data)) data.fill(0);
         }
         return undefined;

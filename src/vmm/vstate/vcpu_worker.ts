@@ -36,7 +36,7 @@ function runLoop(data: VcpuWorkerData): VcpuStop {
     onReset: () => { resetRequested = true; },
     info: (msg) => post({ type: 'log', level: 'info', msg }),
   });
-  const exits = new ExitHandler(vcpu, buses.pio, buses.mmio, (m) => ctl.count(m));
+  const exits = new ExitHandler(vcpu, buses.pio, buses.mmio, ctl);
   ctl.tid = gettid();
   ctl.state = STATE.RUNNING;
 
@@ -57,7 +57,7 @@ function runLoop(data: VcpuWorkerData): VcpuStop {
         vcpu.immediateExit = false;
         continue;
       }
-      ctl.count('failures');
+      exits.count('failures');
       return { reason: 'error', exitCode: EXIT_GENERIC_ERROR, message: `vCPU ${data.id}: ${new SysError('KVM_RUN', errno).message}` };
     }
     const stop = exits.handle();
