@@ -8,6 +8,10 @@
 const LOCK = 0;
 const UNLOCKED = 0;
 const LOCKED = 1;
+/** Locked, and a thread may be asleep in Atomics.wait on it: unlock() must notify (a futex mutex, as glibc's). */
+const CONTENDED = 2;
+/** Failed attempts before a waiter sleeps: critical sections are a few register updates. */
+const SPINS = 100;
 
 export class SharedState {
   readonly cells: Int32Array;
@@ -24,19 +28,35 @@ export class SharedState {
     return new SharedArrayBuffer((ncells + 1) * 4 + nbytes);
   }
 
-  /** Runs `fn` holding the lock. Critical sections are a few register updates, so waiters spin briefly, then sleep. */
+  /** Runs `fn` holding the lock. */
   locked<T>(fn: () => T): T {
-    const c = this.cells;
-    let spins = 0;
-    while (Atomics.compareExchange(c, LOCK, UNLOCKED, LOCKED) !== UNLOCKED) {
-      if (++spins > 100) Atomics.wait(c, LOCK, LOCKED, 1);
-    }
+    this.lock();
     try {
       return fn();
     } finally {
-      Atomics.store(c, LOCK, UNLOCKED);
-      Atomics.notify(c, LOCK, 1);
+      this.unlock();
     }
+  }
+
+  /**
+   * Takes the lock; pair it with unlock() in a finally. For per-exit paths,
+   * where locked(fn) would cost a closure per access. Critical sections are a
+   * few register updates, so waiters spin briefly, then sleep.
+   */
+  lock(): void {
+    const c = this.cells;
+    if (Atomics.compareExchange(c, LOCK, UNLOCKED, LOCKED) === UNLOCKED) return;
+    for (let i = 0; i < SPINS; i++) {
+      if (Atomics.compareExchange(c, LOCK, UNLOCKED, LOCKED) === UNLOCKED) return;
+    }
+    // Sleep, marking the lock CONTENDED so the holder wakes us. Having taken it
+    // that way, we keep the mark: another waiter may still sleep.
+    while (Atomics.exchange(c, LOCK, CONTENDED) !== UNLOCKED) Atomics.wait(c, LOCK, CONTENDED);
+  }
+
+  unlock(): void {
+    // Atomics.notify is the costly part of an uncontended unlock: only when someone may sleep.
+    if (Atomics.exchange(this.cells, LOCK, UNLOCKED) === CONTENDED) Atomics.notify(this.cells, LOCK, 1);
   }
 
   /** Cell i (1-based: cell 0 is the lock). */
