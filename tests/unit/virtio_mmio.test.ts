@@ -567,3 +567,44 @@ test('views on worker threads share the transport', async () => {
   assert.equal(t.queueConfig(0).desc, 0x7000);
   assert.equal(drv.readl(INTERRUPT_STATUS), INT_VRING);
 });
+
+test('InterruptACK (lock-free) never loses a bit the device thread raises meanwhile', async () => {
+  const { Worker } = await import('node:worker_threads');
+  const { t, drv } = device();
+  drv.negotiate(F_VERSION_1);
+  drv.addStatus(DRIVER_OK);
+  const modUrl = new URL('../../src/vmm/devices/virtio/mmio/transport.js', import.meta.url).href;
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  // The worker plays the device thread: raises CONFIG whenever it is clear and
+  // counts its raises. The main thread (a vCPU) acks VRING over and over and
+  // CONFIG whenever it sees it: an ACK that rewrote the cell non-atomically
+  // would drop a CONFIG raised meanwhile, and the counts would differ.
+  const src = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    import(workerData.modUrl).then(({ MmioTransport }) => {
+      const t = MmioTransport.fromShared(workerData.sab);
+      let raises = 0;
+      parentPort.postMessage('ready');
+      while (Atomics.load(workerData.stop, 0) === 0) {
+        if ((t.interruptStatus & ${INT_CONFIG}) === 0) { t.raiseInterrupt(${INT_CONFIG}); raises++; }
+      }
+      parentPort.postMessage(raises);
+    });`;
+  const worker = new Worker(src, { eval: true, workerData: { modUrl, sab: t.sharedState, stop } });
+  await new Promise((resolve, reject) => { worker.once('message', resolve); worker.once('error', reject); });
+  const raises = new Promise<number>((resolve) => worker.once('message', resolve));
+  let acks = 0;
+  for (let i = 0; i < 200_000; i++) {
+    t.raiseInterrupt(INT_VRING);
+    drv.writel(INTERRUPT_ACK, INT_VRING);
+    if (drv.readl(INTERRUPT_STATUS) & INT_CONFIG) {
+      drv.writel(INTERRUPT_ACK, INT_CONFIG);
+      acks++;
+    }
+  }
+  Atomics.store(stop, 0, 1);
+  const raised = await raises;
+  await worker.terminate();
+  assert.ok(acks > 0, 'the threads never overlapped');
+  assert.equal(raised, acks + ((t.interruptStatus & INT_CONFIG) !== 0 ? 1 : 0), 'a raised CONFIG was lost');
+});

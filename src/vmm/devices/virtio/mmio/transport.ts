@@ -9,8 +9,9 @@
  * SharedArrayBuffer (SharedState) and any thread can build a view of the same
  * transport: `new MmioTransport(spec, other.sharedState)` or
  * `MmioTransport.fromShared(sab)`. Register accesses run under the state's
- * lock; InterruptStatus is additionally updated with atomics so the device
- * thread can raise interrupts while a vCPU acknowledges others.
+ * lock, except InterruptStatus and InterruptACK: that register is one cell
+ * changed only with atomics, so the device thread can raise interrupts while
+ * a vCPU acknowledges others, and the two exits of every interrupt take no lock.
  *
  * Hooks (onStatusChange, onConfigWrite, onQueueNotify, onHookError) are plain
  * functions and so belong to one view: they run on the thread that trapped
@@ -121,6 +122,14 @@ const INIT_STEPS: ReadonlyArray<readonly [number, number]> = [
 ];
 
 const hex = (v: number): string => `0x${(v >>> 0).toString(16)}`;
+
+/** `v` as the 4 little-endian bytes of a register read. */
+function storeU32(data: Uint8Array, v: number): void {
+  data[0] = v;
+  data[1] = v >>> 8;
+  data[2] = v >>> 16;
+  data[3] = v >>> 24;
+}
 
 function cellCount(numQueues: number): number {
   return HEADER_CELLS + numQueues * Q_CELLS;
@@ -322,6 +331,15 @@ export class MmioTransport implements BusDevice {
   // ------------------------------------------------------------------ guest accesses
 
   read(offset: number, data: Uint8Array): void {
+    if (offset === R.INTERRUPT_STATUS && data.length === 4) {
+      // Half of every interrupt's exits (the driver's handler reads it first):
+      // one atomic cell, read without the lock. The device thread only ORs bits
+      // in, and ACK, reset and setNeedsReset change it with single atomic
+      // operations, so a lock-free load sees a value it could have seen just
+      // before or after any of those critical sections.
+      storeU32(data, Atomics.load(this.s.cells, H.INT_STATUS + 1));
+      return;
+    }
     data.fill(0);
     if (offset >= R.CONFIG) {
       if (offset + data.length > MMIO_WINDOW_SIZE) return this.invalid(`read of ${data.length} bytes at ${hex(offset)}`);
@@ -332,20 +350,38 @@ export class MmioTransport implements BusDevice {
       return;
     }
     if (data.length !== 4 || (offset & 3) !== 0) return this.invalid(`read of ${data.length} bytes at ${hex(offset)}`);
-    const v = this.s.locked(() => this.readReg(offset));
-    this.flushWarning();
-    data[0] = v & 0xff;
-    data[1] = (v >>> 8) & 0xff;
-    data[2] = (v >>> 16) & 0xff;
-    data[3] = (v >>> 24) & 0xff;
+    // lock()/unlock() rather than locked(fn): no closure per guest access.
+    const s = this.s;
+    let v: number;
+    s.lock();
+    try {
+      v = this.readReg(offset);
+    } finally {
+      s.unlock();
+    }
+    if (this.pendingWarning !== null) this.flushWarning();
+    storeU32(data, v);
   }
 
   write(offset: number, data: Uint8Array): void {
     if (offset >= R.CONFIG) return this.writeConfig(offset - R.CONFIG, data);
     if (data.length !== 4 || (offset & 3) !== 0) return this.invalid(`write of ${data.length} bytes at ${hex(offset)}`);
     const v = (data[0]! | (data[1]! << 8) | (data[2]! << 16) | (data[3]! << 24)) >>> 0;
-    const after = this.s.locked(() => this.writeReg(offset, v));
-    this.flushWarning();
+    if (offset === R.INTERRUPT_ACK) {
+      // The other half of every interrupt's exits: a single atomic AND, no lock
+      // needed (see read() on InterruptStatus).
+      Atomics.and(this.s.cells, H.INT_STATUS + 1, ~v);
+      return;
+    }
+    const s = this.s;
+    let after: (() => void) | undefined;
+    s.lock();
+    try {
+      after = this.writeReg(offset, v);
+    } finally {
+      s.unlock();
+    }
+    if (this.pendingWarning !== null) this.flushWarning();
     after?.();
   }
 
@@ -468,7 +504,7 @@ export class MmioTransport implements BusDevice {
         const hook = this.onQueueNotify;
         return hook ? () => hook(v & 0xffff, v) : undefined;
       }
-      case R.INTERRUPT_ACK:
+      case R.INTERRUPT_ACK: // write() takes it without the lock: here so that the switch covers every register
         Atomics.and(s.cells, H.INT_STATUS + 1, ~v);
         return undefined;
       case R.STATUS:
