@@ -105,3 +105,28 @@ test('lookup stays right with many devices inserted out of order', () => {
     assert.equal(bus.read(0x1_0000 + i * 0x100 + 0x80, d), false, 'hole between devices');
   }
 });
+
+test('lookups stay right when accesses alternate between devices and holes (last-hit cache)', () => {
+  const bus = new Bus('mmio');
+  const a = new Recorder(1);
+  const b = new Recorder(2);
+  bus.insert(a, 0xc000_1000, 0x1000, 'a');
+  bus.insert(b, 0xc000_3000, 0x1000, 'b');
+  const d = new Uint8Array(4);
+  const cases: Array<[number, Recorder | null, number]> = [
+    [0xc000_1060, a, 0x60], [0xc000_1064, a, 0x64], [0xc000_1fff, a, 0xfff],
+    [0xc000_2000, null, 0], [0xc000_0fff, null, 0], [0xc000_3000, b, 0], [0xc000_1000, a, 0], [0xc000_4000, null, 0],
+    [0xc000_3ffc, b, 0xffc], [0xc000_2fff, null, 0],
+  ];
+  for (const [addr, dev, off] of cases) {
+    const before = [a.reads.length, b.reads.length];
+    assert.equal(bus.read(addr, d), dev !== null, `0x${addr.toString(16)}`);
+    if (dev) assert.deepEqual(dev.reads.at(-1), [off, 4], `0x${addr.toString(16)}`);
+    assert.equal(a.reads.length + b.reads.length, before[0]! + before[1]! + (dev ? 1 : 0));
+  }
+  // A device inserted after lookups is found too.
+  const c = new Recorder(3);
+  bus.insert(c, 0xc000_2000, 0x1000, 'c');
+  assert.equal(bus.write(0xc000_2008, d), true);
+  assert.deepEqual(c.writes.at(-1)?.[0], 8);
+});

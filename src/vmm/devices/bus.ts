@@ -10,7 +10,7 @@ export interface BusDevice {
   write(offset: number, data: Uint8Array): void;
 }
 
-interface BusRange { base: number; len: number; name: string; device: BusDevice }
+interface BusRange { base: number; len: number; end: number; name: string; device: BusDevice }
 
 export class BusError extends Error {
   override name = 'BusError';
@@ -18,6 +18,12 @@ export class BusError extends Error {
 
 export class Bus {
   private ranges: BusRange[] = [];
+  /**
+   * The range of the last hit. Exits come in runs on one device (a driver's
+   * interrupt handler reads, then acks, the same window), and each thread has
+   * its own Bus, so this is usually the answer without a search.
+   */
+  private last: BusRange | undefined;
 
   constructor(readonly kind: 'pio' | 'mmio') {}
 
@@ -31,19 +37,21 @@ export class Bus {
         );
       }
     }
-    this.ranges.push({ base, len, name, device });
+    this.ranges.push({ base, len, end, name, device });
     this.ranges.sort((a, b) => a.base - b.base);
   }
 
   private find(addr: number): BusRange | undefined {
+    const last = this.last;
+    if (last !== undefined && addr >= last.base && addr < last.end) return last;
     let lo = 0;
     let hi = this.ranges.length - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
       const r = this.ranges[mid]!;
       if (addr < r.base) hi = mid - 1;
-      else if (addr >= r.base + r.len) lo = mid + 1;
-      else return r;
+      else if (addr >= r.end) lo = mid + 1;
+      else return (this.last = r);
     }
     return undefined;
   }
