@@ -29,6 +29,8 @@ export interface GuestRegion {
 
 export class GuestMemory {
   readonly regions: readonly GuestRegion[];
+  /** One DataView per region. */
+  private readonly views: readonly DataView[];
 
   constructor(regions: GuestRegion[]) {
     const sorted = [...regions].sort((a, b) => a.guestAddr - b.guestAddr);
@@ -42,6 +44,7 @@ export class GuestMemory {
       if (r.bytes.byteLength !== r.size) throw new Error('guest region view size does not match its size');
     }
     this.regions = sorted;
+    this.views = sorted.map((r) => new DataView(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength));
   }
 
   /** Plain heap-backed memory for unit tests and device harnesses (no KVM). */
@@ -60,24 +63,34 @@ export class GuestMemory {
     return last ? last.guestAddr + last.size : 0;
   }
 
+  /**
+   * Index of the region holding all of [addr, addr+len), or -1. Allocation-
+   * free and non-throwing: it runs several times per virtqueue request.
+   */
+  regionIndex(addr: number, len: number): number {
+    if (!Number.isSafeInteger(addr) || !Number.isSafeInteger(len) || addr < 0 || len < 0) return -1;
+    const rs = this.regions;
+    for (let i = 0; i < rs.length; i++) {
+      const r = rs[i]!;
+      if (addr >= r.guestAddr && addr + len <= r.guestAddr + r.size) return i;
+    }
+    return -1;
+  }
+
   private regionFor(addr: number, len: number): GuestRegion {
-    if (!Number.isSafeInteger(addr) || !Number.isSafeInteger(len) || addr < 0 || len < 0) {
-      throw new GuestMemoryError(addr, len);
-    }
-    for (const r of this.regions) {
-      if (addr >= r.guestAddr && addr + len <= r.guestAddr + r.size) return r;
-    }
-    throw new GuestMemoryError(addr, len);
+    const i = this.regionIndex(addr, len);
+    if (i < 0) throw new GuestMemoryError(addr, len);
+    return this.regions[i]!;
   }
 
   /** True when [addr, addr+len) lies inside one region. */
   isValidRange(addr: number, len: number): boolean {
-    try {
-      this.regionFor(addr, len);
-      return true;
-    } catch {
-      return false;
-    }
+    return this.regionIndex(addr, len) >= 0;
+  }
+
+  /** The DataView of region `i` (offsets relative to its guestAddr): field accesses need no view of their own. */
+  regionView(i: number): DataView {
+    return this.views[i]!;
   }
 
   /** A zero-copy view of [addr, addr+len); writes through it reach the guest. */
@@ -105,17 +118,20 @@ export class GuestMemory {
     this.slice(addr, len).fill(value);
   }
 
-  private dv(addr: number, len: number): DataView {
-    const s = this.slice(addr, len);
-    return new DataView(s.buffer, s.byteOffset, len);
+  /** Index of the region holding the field [addr, addr+len); throws GuestMemoryError when none does. */
+  private fieldRegion(addr: number, len: number): number {
+    const i = this.regionIndex(addr, len);
+    if (i < 0) throw new GuestMemoryError(addr, len);
+    return i;
   }
 
-  readU8(addr: number): number { return this.slice(addr, 1)[0]!; }
-  readU16(addr: number): number { return this.dv(addr, 2).getUint16(0, true); }
-  readU32(addr: number): number { return this.dv(addr, 4).getUint32(0, true); }
-  readU64(addr: number): bigint { return this.dv(addr, 8).getBigUint64(0, true); }
-  writeU8(addr: number, v: number): void { this.slice(addr, 1)[0] = v; }
-  writeU16(addr: number, v: number): void { this.dv(addr, 2).setUint16(0, v, true); }
-  writeU32(addr: number, v: number): void { this.dv(addr, 4).setUint32(0, v >>> 0, true); }
-  writeU64(addr: number, v: bigint | number): void { this.dv(addr, 8).setBigUint64(0, BigInt(v), true); }
+  // Field accessors: bounds-checked, and no view allocated per access (they run per virtqueue request).
+  readU8(addr: number): number { const i = this.fieldRegion(addr, 1); return this.views[i]!.getUint8(addr - this.regions[i]!.guestAddr); }
+  readU16(addr: number): number { const i = this.fieldRegion(addr, 2); return this.views[i]!.getUint16(addr - this.regions[i]!.guestAddr, true); }
+  readU32(addr: number): number { const i = this.fieldRegion(addr, 4); return this.views[i]!.getUint32(addr - this.regions[i]!.guestAddr, true); }
+  readU64(addr: number): bigint { const i = this.fieldRegion(addr, 8); return this.views[i]!.getBigUint64(addr - this.regions[i]!.guestAddr, true); }
+  writeU8(addr: number, v: number): void { const i = this.fieldRegion(addr, 1); this.views[i]!.setUint8(addr - this.regions[i]!.guestAddr, v); }
+  writeU16(addr: number, v: number): void { const i = this.fieldRegion(addr, 2); this.views[i]!.setUint16(addr - this.regions[i]!.guestAddr, v, true); }
+  writeU32(addr: number, v: number): void { const i = this.fieldRegion(addr, 4); this.views[i]!.setUint32(addr - this.regions[i]!.guestAddr, v >>> 0, true); }
+  writeU64(addr: number, v: bigint | number): void { const i = this.fieldRegion(addr, 8); this.views[i]!.setBigUint64(addr - this.regions[i]!.guestAddr, BigInt(v), true); }
 }

@@ -164,6 +164,18 @@ test('an access spanning two adjacent regions is refused (it is not inside one r
   assert.equal(m.readU16(PAGE), 0xcafe);
 });
 
+test('regionIndex names the region holding a whole range, or -1 without throwing', () => {
+  const m = GuestMemory.forTest([{ guestAddr: 0, size: PAGE }, { guestAddr: 4 * PAGE, size: PAGE }]);
+  assert.equal(m.regionIndex(0, PAGE), 0);
+  assert.equal(m.regionIndex(4 * PAGE + 10, 6), 1);
+  assert.equal(m.regionIndex(PAGE - 1, 2), -1, 'past the end of a region');
+  assert.equal(m.regionIndex(2 * PAGE, 1), -1, 'in the hole');
+  for (const [a, l] of [[-1, 1], [0.5, 1], [0, -1], [Number.NaN, 1], [2 ** 60, 1]] as const) assert.equal(m.regionIndex(a, l), -1, `${a}+${l}`);
+  // Field accessors in the second region use offsets within it.
+  m.writeU32(4 * PAGE + 8, 0x11223344);
+  assert.equal(m.regionView(1).getUint32(8, true), 0x11223344);
+});
+
 // --------------------------------------------------------------------------- data access
 
 test('slice is a zero-copy view: writes through it reach guest memory and vice versa', () => {

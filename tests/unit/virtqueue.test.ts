@@ -17,7 +17,7 @@ import {
   VIRTQ_USED_F_NO_NOTIFY,
   featureBit,
 } from '../../src/generated/virtio.js';
-import { Queue, QueueError, vringNeedEvent, type DescriptorChain, type QueueErrorKind } from '../../src/virtio/queue/index.js';
+import { DescriptorChain, Queue, QueueError, SpanWalker, spanBuffers, vringNeedEvent, type QueueErrorKind } from '../../src/virtio/queue/index.js';
 import { createTestMemory, GiB, MiB, TEST_HIGH_RAM_BASE, TEST_LOW_RAM_SIZE, VirtioDriver } from '../helpers/virtio_driver.js';
 
 const bytes = (...v: number[]): Uint8Array => Uint8Array.from(v);
@@ -281,6 +281,72 @@ test('undoPop puts the last chain back', () => {
   q.undoPop();
   assert.equal(popOne(q, mem).head, h);
   assert.equal(q.popAvail(mem), undefined);
+});
+
+test('popAvail into a reused chain: each pop replaces the previous chain wholly (lengths, parts, indirect table)', () => {
+  const { mem, drv, q } = setup();
+  const reused = new DescriptorChain();
+  // A long indirect chain (more entries than the chain's initial storage), then short direct ones.
+  const many = Array.from({ length: 40 }, (_, i) => ({ data: bytes(i) }));
+  const h1 = drv.addIndirectChain([...many, { len: 3, write: true }]);
+  const c1 = q.popAvail(mem, reused);
+  assert.equal(c1, reused, 'the chain is parsed into the object given');
+  assert.equal(c1.head, h1);
+  assert.equal(c1.count, 41);
+  assert.equal(c1.firstWritable, 40);
+  assert.equal(c1.readableLength, 40);
+  assert.equal(c1.writableLength, 3);
+  assert.equal(c1.indirectTable?.entries, 41);
+  assert.deepEqual(c1.readBytes(mem, 40), Uint8Array.from({ length: 40 }, (_, i) => i));
+  assert.ok(c1.descriptors.every((d) => d.indirect));
+
+  const h2 = drv.addChain([{ data: text('hi') }, { len: 0 }, { len: 5, write: true }]);
+  const c2 = q.popAvail(mem, reused)!;
+  assert.equal(c2.head, h2);
+  assert.equal(c2.count, 3, 'zero-length descriptors are kept in the chain');
+  assert.equal(c2.firstWritable, 2);
+  assert.equal(c2.indirectTable, undefined, 'no indirect table left over from the previous chain');
+  assert.deepEqual(c2.readable().map((b) => b.len), [2], 'zero-length buffers are not readable buffers');
+  assert.deepEqual(c2.writable().map((b) => b.len), [5]);
+  assert.ok(c2.descriptors.every((d) => !d.indirect));
+  assert.equal(Buffer.from(c2.readBytes(mem, 2)).toString(), 'hi');
+
+  // A bad chain popped into the reused object throws as usual, and the next pop still works.
+  drv.addChain([{ len: 4, write: true }, { data: text('x') }]);
+  assertQueueError(() => q.popAvail(mem, reused), 'order');
+  const h4 = drv.addChain([{ len: 7, write: true }]);
+  const c4 = q.popAvail(mem, reused)!;
+  assert.equal(c4.head, h4);
+  assert.equal(c4.readableLength, 0);
+  assert.equal(c4.firstWritable, 0);
+  assert.deepEqual(c4.writable().map((b) => b.len), [7]);
+});
+
+test('chain spans: spanBuffers and SpanWalker cover a byte range of one part, across descriptors, skipping empty ones', () => {
+  const { mem, drv, q } = setup();
+  drv.addChain([
+    { data: new Uint8Array(16) }, { len: 0 }, { data: new Uint8Array(100) }, { data: new Uint8Array(28) },
+    { len: 4096, write: true }, { len: 0, write: true }, { len: 1, write: true },
+  ]);
+  const c = popOne(q, mem);
+  const r = c.readable();
+  const w = c.writable();
+  // OUT-like: the readable part after a 16-byte header.
+  assert.deepEqual(spanBuffers({ chain: c, writable: false, skip: 16, len: 128 }), [{ addr: r[1]!.addr, len: 100 }, { addr: r[2]!.addr, len: 28 }]);
+  // From the middle of one descriptor to the middle of the next.
+  assert.deepEqual(spanBuffers({ chain: c, writable: false, skip: 50, len: 70 }), [{ addr: r[1]!.addr + 34, len: 66 }, { addr: r[2]!.addr, len: 4 }]);
+  // IN-like: the writable part without its last (status) byte.
+  assert.deepEqual(spanBuffers({ chain: c, writable: true, skip: 0, len: 4096 }), [{ addr: w[0]!.addr, len: 4096 }]);
+  assert.deepEqual(spanBuffers({ chain: c, writable: true, skip: 4096, len: 1 }), [{ addr: w[1]!.addr, len: 1 }]);
+  assert.deepEqual(spanBuffers({ chain: c, writable: true, skip: 0, len: 0 }), []);
+  // The walker is reusable and yields the same pieces.
+  const walker = new SpanWalker();
+  for (const span of [{ chain: c, writable: false, skip: 16, len: 128 }, { chain: c, writable: true, skip: 1, len: 4096 }]) {
+    const pieces: Array<{ addr: number; len: number }> = [];
+    walker.start(span);
+    while (walker.next()) pieces.push({ addr: walker.addr, len: walker.len });
+    assert.deepEqual(pieces, spanBuffers(span));
+  }
 });
 
 test('saveState/restore round-trips a queue mid-stream', () => {

@@ -63,21 +63,128 @@ export interface IndirectTableInfo {
   readonly entries: number;
 }
 
+/**
+ * A byte range of one part of a chain: bytes [skip, skip + len) of its
+ * device-writable part (`writable`) or of its device-readable part. The
+ * caller keeps skip + len within that part's length.
+ */
+export interface ChainSpan {
+  readonly chain: DescriptorChain;
+  readonly writable: boolean;
+  readonly skip: number;
+  readonly len: number;
+}
+
+/** Initial entries of a chain's storage; it doubles when a longer chain arrives. */
+const INITIAL_CAPACITY = 16;
+
+/**
+ * A parsed chain. Its descriptors are kept in typed arrays, so parsing one
+ * allocates nothing per descriptor, and a device may hand the same
+ * DescriptorChain to every pop (`Queue.popAvail(mem, into)`) to parse
+ * without allocating at all: then the chain is only valid until the next
+ * pop into it. The object views (`descriptors`, `readable()`, `writable()`)
+ * are built on first use.
+ */
 export class DescriptorChain implements Iterable<Descriptor> {
-  constructor(
-    /** Index of the head descriptor: what goes back in the used ring (`Queue.addUsed(mem, chain.head, len)`). */
-    readonly head: number,
-    /** The data descriptors in chain order (an INDIRECT descriptor is replaced by its table's descriptors). */
-    readonly descriptors: readonly Descriptor[],
-    private readonly readableBufs: readonly Descriptor[],
-    private readonly writableBufs: readonly Descriptor[],
-    /** Total bytes of the device-readable buffers. */
-    readonly readableLength: number,
-    /** Total bytes of the device-writable buffers. */
-    readonly writableLength: number,
-    /** Set when the chain went through an indirect table. */
-    readonly indirectTable: IndirectTableInfo | undefined,
-  ) {}
+  /** Index of the head descriptor: what goes back in the used ring (`Queue.addUsed(mem, chain.head, len)`). */
+  head = 0;
+  /** Number of data descriptors (an INDIRECT descriptor is replaced by its table's descriptors). */
+  count = 0;
+  /** Position of the first device-writable descriptor (`count` when there is none). */
+  firstWritable = 0;
+  /** Total bytes of the device-readable buffers. */
+  readableLength = 0;
+  /** Total bytes of the device-writable buffers. */
+  writableLength = 0;
+  /** Set when the chain went through an indirect table. */
+  indirectTable: IndirectTableInfo | undefined = undefined;
+  /** Position of the first descriptor that came from the indirect table (`count` when none did). */
+  private indirectFrom = 0;
+
+  private addrs = new Float64Array(INITIAL_CAPACITY);
+  private lens = new Float64Array(INITIAL_CAPACITY);
+  private indices = new Uint16Array(INITIAL_CAPACITY);
+  private flagWords = new Uint16Array(INITIAL_CAPACITY);
+  private nexts = new Uint16Array(INITIAL_CAPACITY);
+
+  private objects: { descriptors: Descriptor[]; readable: Descriptor[]; writable: Descriptor[] } | undefined;
+
+  /** Guest address of descriptor `i` (0 ≤ i < count). */
+  addr(i: number): number {
+    return this.addrs[i]!;
+  }
+
+  /** Length of descriptor `i` (may be 0). */
+  len(i: number): number {
+    return this.lens[i]!;
+  }
+
+  /** Starts over for a new chain (parseDescriptorChain). */
+  reset(head: number): void {
+    this.head = head;
+    this.count = 0;
+    this.firstWritable = 0;
+    this.readableLength = 0;
+    this.writableLength = 0;
+    this.indirectTable = undefined;
+    this.indirectFrom = 0;
+    this.objects = undefined;
+  }
+
+  /** Appends a validated descriptor (parseDescriptorChain). */
+  push(index: number, addr: number, len: number, flags: number, next: number): void {
+    const n = this.count;
+    if (n === this.addrs.length) this.grow();
+    this.addrs[n] = addr;
+    this.lens[n] = len;
+    this.indices[n] = index;
+    this.flagWords[n] = flags;
+    this.nexts[n] = next;
+    this.count = n + 1;
+    if (flags & VIRTQ_DESC_F_WRITE) this.writableLength += len;
+    else {
+      this.readableLength += len;
+      this.firstWritable = n + 1;
+    }
+  }
+
+  /** The descriptors pushed from now on come from `info`'s table (parseDescriptorChain). */
+  enterIndirect(info: IndirectTableInfo): void {
+    this.indirectTable = info;
+    this.indirectFrom = this.count;
+  }
+
+  private grow(): void {
+    const cap = this.addrs.length * 2;
+    const f64 = (a: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> => { const b = new Float64Array(cap); b.set(a); return b; };
+    const u16 = (a: Uint16Array<ArrayBuffer>): Uint16Array<ArrayBuffer> => { const b = new Uint16Array(cap); b.set(a); return b; };
+    this.addrs = f64(this.addrs);
+    this.lens = f64(this.lens);
+    this.indices = u16(this.indices);
+    this.flagWords = u16(this.flagWords);
+    this.nexts = u16(this.nexts);
+  }
+
+  private built(): NonNullable<DescriptorChain['objects']> {
+    if (this.objects) return this.objects;
+    const o = { descriptors: [] as Descriptor[], readable: [] as Descriptor[], writable: [] as Descriptor[] };
+    for (let i = 0; i < this.count; i++) {
+      const d: Descriptor = {
+        index: this.indices[i]!, addr: this.addrs[i]!, len: this.lens[i]!, flags: this.flagWords[i]!, next: this.nexts[i]!,
+        indirect: this.indirectTable !== undefined && i >= this.indirectFrom,
+      };
+      o.descriptors.push(d);
+      if (d.len > 0) (i < this.firstWritable ? o.readable : o.writable).push(d);
+    }
+    this.objects = o;
+    return o;
+  }
+
+  /** The data descriptors in chain order (an INDIRECT descriptor is replaced by its table's descriptors). */
+  get descriptors(): readonly Descriptor[] {
+    return this.built().descriptors;
+  }
 
   [Symbol.iterator](): Iterator<Descriptor> {
     return this.descriptors[Symbol.iterator]();
@@ -85,22 +192,22 @@ export class DescriptorChain implements Iterable<Descriptor> {
 
   /** Device-readable buffers in order (zero-length descriptors omitted). */
   readable(): readonly GuestBuffer[] {
-    return this.readableBufs;
+    return this.built().readable;
   }
 
   /** Device-writable buffers in order (zero-length descriptors omitted). */
   writable(): readonly GuestBuffer[] {
-    return this.writableBufs;
+    return this.built().writable;
   }
 
   /** A cursor over the device-readable bytes. */
   reader(mem: GuestMemory): ChainReader {
-    return new ChainReader(mem, this.readableBufs, this.readableLength);
+    return new ChainReader(mem, this.readable(), this.readableLength);
   }
 
   /** A cursor over the device-writable bytes. */
   writer(mem: GuestMemory): ChainWriter {
-    return new ChainWriter(mem, this.writableBufs, this.writableLength);
+    return new ChainWriter(mem, this.writable(), this.writableLength);
   }
 
   /**
@@ -120,6 +227,59 @@ export class DescriptorChain implements Iterable<Descriptor> {
     if (w.skip(offset) < offset) return 0;
     return w.write(data);
   }
+}
+
+/**
+ * Walks the pieces of a span (one per descriptor it touches) without
+ * allocating: start(), then each next() sets `addr` and `len` of the next
+ * piece until it returns false. Reusable.
+ */
+export class SpanWalker {
+  addr = 0;
+  len = 0;
+  private chain: DescriptorChain | undefined;
+  private i = 0;
+  private end = 0;
+  private skip = 0;
+  private left = 0;
+
+  start(span: ChainSpan): this {
+    const c = span.chain;
+    this.chain = c;
+    this.i = span.writable ? c.firstWritable : 0;
+    this.end = span.writable ? c.count : c.firstWritable;
+    this.skip = span.skip;
+    this.left = span.len;
+    return this;
+  }
+
+  next(): boolean {
+    const c = this.chain!;
+    while (this.i < this.end && this.left > 0) {
+      const l = c.len(this.i);
+      const a = c.addr(this.i);
+      this.i++;
+      if (this.skip >= l) {
+        this.skip -= l;
+        continue;
+      }
+      const take = Math.min(l - this.skip, this.left);
+      this.addr = a + this.skip;
+      this.len = take;
+      this.left -= take;
+      this.skip = 0;
+      return true;
+    }
+    return false;
+  }
+}
+
+/** The part of a chain a span covers, as buffer objects (the paths that are not hot; HostMap.appendSpan walks it in place). */
+export function spanBuffers(span: ChainSpan): GuestBuffer[] {
+  const out: GuestBuffer[] = [];
+  const w = new SpanWalker().start(span);
+  while (w.next()) out.push({ addr: w.addr, len: w.len });
+  return out;
 }
 
 /** Shared cursor logic over a list of guest buffers. */
@@ -233,6 +393,15 @@ const TWO_32 = 2 ** 32;
 /** High 32-bit halves at or above this make an address beyond 2^53: never RAM. */
 const ADDR_HI_LIMIT = 2 ** 21;
 
+/** Names descriptor `i` in messages. A plain function, not a closure: a closure would move the parser's loop variables into a heap context. */
+function where(chain: DescriptorChain, inIndirect: boolean, i: number): string {
+  return inIndirect ? `indirect descriptor ${i} (table of descriptor ${chain.indirectTable!.descIndex})` : `descriptor ${i}`;
+}
+
+function badIndirect(chain: DescriptorChain, inIndirect: boolean, index: number, what: string): QueueError {
+  return new QueueError('indirect', `${where(chain, inIndirect, index)}: ${what} [chain head ${chain.head}]`, index, chain.head);
+}
+
 /**
  * Reads and validates the chain starting at `head` in the descriptor table
  * `table` (a view of `queueSize` descriptors). Throws QueueError on any
@@ -244,16 +413,13 @@ export function parseDescriptorChain(
   queueSize: number,
   head: number,
   allowIndirect: boolean,
+  into: DescriptorChain = new DescriptorChain(),
 ): DescriptorChain {
   if (head >= queueSize) {
     throw new QueueError('head-out-of-range', `avail ring names head descriptor ${head}, outside the descriptor table (queue size ${queueSize})`, head, head);
   }
-  const descriptors: Descriptor[] = [];
-  const readable: Descriptor[] = [];
-  const writable: Descriptor[] = [];
-  let readLen = 0;
-  let writeLen = 0;
-  let indirectInfo: IndirectTableInfo | undefined;
+  const chain = into;
+  chain.reset(head);
   let seenWritable = false;
 
   let view = table;
@@ -261,14 +427,13 @@ export function parseDescriptorChain(
   let inIndirect = false;
   let index = head;
   let count = 0;
-  const where = (i: number): string => (inIndirect ? `indirect descriptor ${i} (table of descriptor ${indirectInfo!.descIndex})` : `descriptor ${i}`);
 
   for (;;) {
     if (++count > tableSize) {
       throw new QueueError(
         'loop',
         inIndirect
-          ? `${where(index)}: chain visits more than the table's ${tableSize} entries (descriptor loop) [chain head ${head}]`
+          ? `${where(chain, inIndirect, index)}: chain visits more than the table's ${tableSize} entries (descriptor loop) [chain head ${head}]`
           : `descriptor ${index}: chain visits more than queue size ${queueSize} descriptors (descriptor loop) [chain head ${head}]`,
         index,
         head,
@@ -283,19 +448,17 @@ export function parseDescriptorChain(
     const addr = hi * TWO_32 + lo;
 
     if (flags & VIRTQ_DESC_F_INDIRECT) {
-      const bad = (what: string): QueueError =>
-        new QueueError('indirect', `${where(index)}: ${what} [chain head ${head}]`, index, head);
-      if (inIndirect) throw bad('nested INDIRECT descriptor inside an indirect table');
-      if (!allowIndirect) throw bad('INDIRECT descriptor but VIRTIO_F_RING_INDIRECT_DESC was not negotiated');
-      if (flags & VIRTQ_DESC_F_NEXT) throw bad('INDIRECT descriptor also has NEXT set');
-      if (len === 0 || len % VIRTQ_DESC_SIZE !== 0) throw bad(`indirect table length ${len} is not a non-zero multiple of ${VIRTQ_DESC_SIZE}`);
+      if (inIndirect) throw badIndirect(chain, inIndirect, index, 'nested INDIRECT descriptor inside an indirect table');
+      if (!allowIndirect) throw badIndirect(chain, inIndirect, index, 'INDIRECT descriptor but VIRTIO_F_RING_INDIRECT_DESC was not negotiated');
+      if (flags & VIRTQ_DESC_F_NEXT) throw badIndirect(chain, inIndirect, index, 'INDIRECT descriptor also has NEXT set');
+      if (len === 0 || len % VIRTQ_DESC_SIZE !== 0) throw badIndirect(chain, inIndirect, index, `indirect table length ${len} is not a non-zero multiple of ${VIRTQ_DESC_SIZE}`);
       const entries = len / VIRTQ_DESC_SIZE;
-      if (entries > MAX_INDIRECT_ENTRIES) throw bad(`indirect table has ${entries} entries (more than ${MAX_INDIRECT_ENTRIES})`);
+      if (entries > MAX_INDIRECT_ENTRIES) throw badIndirect(chain, inIndirect, index, `indirect table has ${entries} entries (more than ${MAX_INDIRECT_ENTRIES})`);
       if (hi >= ADDR_HI_LIMIT || !rangeInRam(mem, addr, len)) {
-        throw bad(`indirect table [0x${addr.toString(16)}, +0x${len.toString(16)}) is not in guest RAM`);
+        throw badIndirect(chain, inIndirect, index, `indirect table [0x${addr.toString(16)}, +0x${len.toString(16)}) is not in guest RAM`);
       }
       // The WRITE flag of the descriptor pointing at the table is ignored (§2.7.5.3.2).
-      indirectInfo = { descIndex: index, addr, entries };
+      chain.enterIndirect({ descIndex: index, addr, entries });
       view = new GuestView(mem, addr, len);
       tableSize = entries;
       inIndirect = true;
@@ -307,26 +470,19 @@ export function parseDescriptorChain(
     if (len > 0 && (hi >= ADDR_HI_LIMIT || !rangeInRam(mem, addr, len))) {
       throw new QueueError(
         'buffer-out-of-range',
-        `${where(index)}: buffer [0x${addr.toString(16)}, +0x${len.toString(16)}) is not in guest RAM [chain head ${head}]`,
+        `${where(chain, inIndirect, index)}: buffer [0x${addr.toString(16)}, +0x${len.toString(16)}) is not in guest RAM [chain head ${head}]`,
         index,
         head,
       );
     }
-    const d: Descriptor = { index, addr, len, flags, next, indirect: inIndirect };
-    descriptors.push(d);
     if (flags & VIRTQ_DESC_F_WRITE) {
       seenWritable = true;
-      writeLen += len;
-      if (len > 0) writable.push(d);
-    } else {
-      if (seenWritable) {
-        throw new QueueError('order', `${where(index)}: device-readable descriptor after a device-writable one [chain head ${head}]`, index, head);
-      }
-      readLen += len;
-      if (len > 0) readable.push(d);
+    } else if (seenWritable) {
+      throw new QueueError('order', `${where(chain, inIndirect, index)}: device-readable descriptor after a device-writable one [chain head ${head}]`, index, head);
     }
-    if (readLen + writeLen > MAX_CHAIN_BYTES) {
-      throw new QueueError('too-long', `${where(index)}: chain is longer than 2^32 bytes in total [chain head ${head}]`, index, head);
+    chain.push(index, addr, len, flags, next);
+    if (chain.readableLength + chain.writableLength > MAX_CHAIN_BYTES) {
+      throw new QueueError('too-long', `${where(chain, inIndirect, index)}: chain is longer than 2^32 bytes in total [chain head ${head}]`, index, head);
     }
 
     if (!(flags & VIRTQ_DESC_F_NEXT)) break;
@@ -334,7 +490,7 @@ export function parseDescriptorChain(
       throw new QueueError(
         'next-out-of-range',
         inIndirect
-          ? `${where(index)}: next index ${next} out of range (table has ${tableSize} entries) [chain head ${head}]`
+          ? `${where(chain, inIndirect, index)}: next index ${next} out of range (table has ${tableSize} entries) [chain head ${head}]`
           : `descriptor ${index}: next index ${next} out of range (queue size ${queueSize}) [chain head ${head}]`,
         index,
         head,
@@ -343,8 +499,8 @@ export function parseDescriptorChain(
     index = next;
   }
 
-  if (readLen + writeLen === 0) {
-    throw new QueueError('zero-length', `descriptor ${head}: chain carries no bytes (all ${descriptors.length} descriptor(s) have length 0) [chain head ${head}]`, head, head);
+  if (chain.readableLength + chain.writableLength === 0) {
+    throw new QueueError('zero-length', `descriptor ${head}: chain carries no bytes (all ${chain.count} descriptor(s) have length 0) [chain head ${head}]`, head, head);
   }
-  return new DescriptorChain(head, descriptors, readable, writable, readLen, writeLen, indirectInfo);
+  return chain;
 }

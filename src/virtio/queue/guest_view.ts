@@ -61,32 +61,34 @@ export function guestSegments(mem: GuestMemory, addr: number, len: number): Uint
  * straddles a region boundary). Offsets are trusted: callers keep them < len.
  */
 export class GuestView {
+  /** The view of the region holding the whole structure, if one does. */
   private readonly dv: DataView | undefined;
+  /** Offset of `base` in that view. */
+  private readonly at: number;
 
   constructor(private readonly mem: GuestMemory, readonly base: number, readonly len: number) {
-    if (mem.isValidRange(base, len)) {
-      const s = mem.slice(base, len);
-      this.dv = new DataView(s.buffer, s.byteOffset, s.byteLength);
-    }
+    const i = mem.regionIndex(base, len);
+    this.dv = i < 0 ? undefined : mem.regionView(i);
+    this.at = i < 0 ? 0 : base - mem.regions[i]!.guestAddr;
   }
 
   u16(off: number): number {
-    if (this.dv) return this.dv.getUint16(off, true);
+    if (this.dv) return this.dv.getUint16(this.at + off, true);
     return this.slowRead(off, 2);
   }
 
   u32(off: number): number {
-    if (this.dv) return this.dv.getUint32(off, true);
+    if (this.dv) return this.dv.getUint32(this.at + off, true);
     return this.slowRead(off, 4);
   }
 
   setU16(off: number, v: number): void {
-    if (this.dv) this.dv.setUint16(off, v, true);
+    if (this.dv) this.dv.setUint16(this.at + off, v, true);
     else this.slowWrite(off, 2, v);
   }
 
   setU32(off: number, v: number): void {
-    if (this.dv) this.dv.setUint32(off, v >>> 0, true);
+    if (this.dv) this.dv.setUint32(this.at + off, v >>> 0, true);
     else this.slowWrite(off, 4, v >>> 0);
   }
 

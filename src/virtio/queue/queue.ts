@@ -266,7 +266,11 @@ export class Queue {
 
   /** Number of chains the driver has made available that the device has not popped yet. */
   pending(mem: GuestMemory): number {
-    return guard(() => this.checkedPending(this.views(mem).avail.u16(VIRTQ_AVAIL_OFF_IDX)));
+    try {
+      return this.checkedPending(this.views(mem).avail.u16(VIRTQ_AVAIL_OFF_IDX));
+    } catch (e) {
+      throw asQueueError(e);
+    }
   }
 
   /** The distance from nextAvail to a freshly read avail.idx, rejecting jumps over the ring's capacity. */
@@ -294,10 +298,13 @@ export class Queue {
    * A malformed chain throws QueueError with `head` set, *after* the avail
    * entry has been consumed: the device may return it with addUsed(head, 0)
    * and carry on, or give up on the queue.
+   *
+   * With `into`, the chain is parsed into that object, reused, instead of a
+   * new one: nothing is allocated, and the previous chain in it is gone.
    */
-  popAvail(mem: GuestMemory): DescriptorChain | undefined {
+  popAvail(mem: GuestMemory, into?: DescriptorChain): DescriptorChain | undefined {
     if (!this.ready) return undefined;
-    return guard(() => {
+    try {
       const v = this.views(mem);
       if (this._nextAvail === this.availIdxShadow) {
         const idx = v.avail.u16(VIRTQ_AVAIL_OFF_IDX);
@@ -308,8 +315,10 @@ export class Queue {
       const slot = this._nextAvail & (this._size - 1);
       const head = v.avail.u16(VIRTQ_AVAIL_OFF_RING + 2 * slot);
       this._nextAvail = (this._nextAvail + 1) & 0xffff;
-      return parseDescriptorChain(mem, v.desc, this._size, head, this.indirectEnabled);
-    });
+      return parseDescriptorChain(mem, v.desc, this._size, head, this.indirectEnabled, into);
+    } catch (e) {
+      throw asQueueError(e);
+    }
   }
 
   /**
@@ -334,7 +343,7 @@ export class Queue {
     if (!Number.isInteger(len) || len < 0 || len > 0xffffffff) {
       throw new QueueError('device', `addUsed: length ${len} for head ${head} is not a u32`, head, head);
     }
-    guard(() => {
+    try {
       const v = this.views(mem);
       const off = VIRTQ_USED_OFF_RING + VIRTQ_USED_ELEM_SIZE * (this._nextUsed & (this._size - 1));
       v.used.setU32(off, head);
@@ -342,7 +351,9 @@ export class Queue {
       writeFence(); // element (and buffer contents) before used.idx
       this._nextUsed = (this._nextUsed + 1) & 0xffff;
       v.used.setU16(VIRTQ_USED_OFF_IDX, this._nextUsed);
-    });
+    } catch (e) {
+      throw asQueueError(e);
+    }
   }
 
   /**
@@ -356,7 +367,7 @@ export class Queue {
    * driver's suppression fields.
    */
   needsNotification(mem: GuestMemory): boolean {
-    return guard(() => {
+    try {
       const v = this.views(mem);
       fullFence(); // used.idx store before the used_event / flags load
       if (this.eventIdxEnabled) {
@@ -368,7 +379,9 @@ export class Queue {
         return vringNeedEvent(usedEvent, newIdx, old);
       }
       return (v.avail.u16(VIRTQ_AVAIL_OFF_FLAGS) & VIRTQ_AVAIL_F_NO_INTERRUPT) === 0;
-    });
+    } catch (e) {
+      throw asQueueError(e);
+    }
   }
 
   /**
@@ -381,7 +394,7 @@ export class Queue {
    * the "re-check after enabling" half of the notification pattern).
    */
   enableNotification(mem: GuestMemory): boolean {
-    return guard(() => {
+    try {
       const v = this.views(mem);
       if (this.eventIdxEnabled) {
         v.used.setU16(VIRTQ_USED_OFF_RING + VIRTQ_USED_ELEM_SIZE * this._size, this._nextAvail);
@@ -394,7 +407,9 @@ export class Queue {
       this.availIdxShadow = idx;
       readFence(); // entries published up to idx may be read next
       return pending > 0;
-    });
+    } catch (e) {
+      throw asQueueError(e);
+    }
   }
 
   /**
@@ -415,10 +430,10 @@ export class Queue {
    * notifications are enabled and the ring was seen empty after that: the
    * device may sleep until the next kick without missing anything.
    */
-  popAvailOrEnableNotification(mem: GuestMemory): DescriptorChain | undefined {
-    const chain = this.popAvail(mem);
+  popAvailOrEnableNotification(mem: GuestMemory, into?: DescriptorChain): DescriptorChain | undefined {
+    const chain = this.popAvail(mem, into);
     if (chain || !this.ready) return chain;
-    return this.enableNotification(mem) ? this.popAvail(mem) : undefined;
+    return this.enableNotification(mem) ? this.popAvail(mem, into) : undefined;
   }
 
   /**
@@ -482,7 +497,11 @@ function guard<T>(fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    if (e instanceof GuestMemoryError) throw new QueueError('buffer-out-of-range', e.message);
-    throw e;
+    throw asQueueError(e);
   }
+}
+
+/** guard()'s conversion, for the hot paths that catch inline rather than allocate a closure per call. */
+function asQueueError(e: unknown): unknown {
+  return e instanceof GuestMemoryError ? new QueueError('buffer-out-of-range', e.message) : e;
 }

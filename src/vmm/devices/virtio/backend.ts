@@ -94,12 +94,13 @@ export const REJECTED = Symbol('rejected chain');
  * empty, unless `enableNotification` is false). A chain the queue refuses on
  * its own (a bad descriptor: see CHAIN_ERROR_KINDS) goes back to the driver
  * with length 0 and is reported through `onReject`; a broken ring throws.
+ * With `into`, the chain is parsed into that reused object (Queue.popAvail).
  */
 export function popChain(
-  q: Queue, mem: GuestMemory, onReject: (e: Error) => void, enableNotification = true,
+  q: Queue, mem: GuestMemory, onReject: (e: Error) => void, enableNotification = true, into?: DescriptorChain,
 ): DescriptorChain | undefined | typeof REJECTED {
   try {
-    return enableNotification ? q.popAvailOrEnableNotification(mem) : q.popAvail(mem);
+    return enableNotification ? q.popAvailOrEnableNotification(mem, into) : q.popAvail(mem, into);
   } catch (e) {
     const head = rejectableChainHead(e, q);
     if (head === undefined) throw e;

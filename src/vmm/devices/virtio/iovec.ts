@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, SIZEOF_IOVEC } from '../../../generated/libc.js';
 import type { GuestMemory } from '../../../memory/guest_memory.js';
 import * as libc from '../../../sys/libc.js';
-import type { GuestBuffer } from '../../../virtio/queue/index.js';
+import { SpanWalker, type ChainSpan } from '../../../virtio/queue/index.js';
 
 const TWO_32 = 2 ** 32;
 
@@ -68,13 +68,24 @@ export class HostMap {
     return at;
   }
 
-  /** Every buffer of `bufs` from entry 0, as append: the entry count, or -1. */
-  appendAll(iov: IoVecArray, bufs: readonly GuestBuffer[], limit: number): number {
+  /**
+   * The bytes a span of a chain covers, from entry 0, as append: the entry
+   * count, or -1. Walks the chain's descriptors in place (no buffer
+   * objects): this runs once per request, on up to SEG_MAX descriptors.
+   */
+  appendSpan(iov: IoVecArray, span: ChainSpan, limit: number): number {
+    const w = walker.start(span);
     let n = 0;
-    for (let i = 0; i < bufs.length && n >= 0; i++) n = this.append(iov, n, bufs[i]!.addr, bufs[i]!.len, limit);
+    while (w.next()) {
+      n = this.append(iov, n, w.addr, w.len, limit);
+      if (n < 0) return -1;
+    }
     return n;
   }
 }
+
+/** appendSpan's walker, reused (one call at a time per thread). */
+const walker = new SpanWalker();
 
 /**
  * A native struct iovec[] (16 bytes an entry: le64 base, le64 len) in a JS

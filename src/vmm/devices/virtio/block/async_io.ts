@@ -21,7 +21,7 @@ import { IOSQE_ASYNC } from '../../../../generated/io_uring.js';
 import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, SIZEOF_IOVEC } from '../../../../generated/libc.js';
 import { IoUring } from '../../../../sys/io_uring.js';
 import * as libc from '../../../../sys/libc.js';
-import type { GuestBuffer } from '../../../../virtio/queue/index.js';
+import type { ChainSpan } from '../../../../virtio/queue/index.js';
 import { drainEventFd, newEventFd } from '../../../event_manager.js';
 import { HostMap, IoVecArray } from '../iovec.js';
 
@@ -68,16 +68,16 @@ export class AsyncIo {
   }
 
   /**
-   * Queues a read (file → guest) or write (guest → file) of `bufs` at file
+   * Queues a read (file → guest) or write (guest → file) of `span` at file
    * offset `offset`: the slot that identifies it in completions, or -1 when
    * no slot is free or the buffers are not in host-mapped memory (the
    * caller then does the request synchronously).
    */
-  queueRw(op: 'read' | 'write', fd: number, map: HostMap, bufs: readonly GuestBuffer[], offset: number): number {
+  queueRw(op: 'read' | 'write', fd: number, map: HostMap, span: ChainSpan, offset: number): number {
     const slot = this.free.pop();
     if (slot === undefined) return -1;
     const iov = this.iovs[slot]!;
-    const n = map.appendAll(iov, bufs, this.iovsPerSlot);
+    const n = map.appendSpan(iov, span, this.iovsPerSlot);
     const addr = this.slabAddr + slot * this.iovsPerSlot * SIZEOF_IOVEC;
     const ok = n >= 0 && (op === 'read'
       ? this.ring.prepReadv(fd, addr, n, offset, slot, IOSQE_ASYNC)

@@ -33,14 +33,14 @@ import {
 import { logger } from '../../../../logger/logger.js';
 import type { GuestMemory } from '../../../../memory/guest_memory.js';
 import * as libc from '../../../../sys/libc.js';
-import { guestSegments, type Queue } from '../../../../virtio/queue/index.js';
+import { DescriptorChain, guestSegments, spanBuffers, type Queue } from '../../../../virtio/queue/index.js';
 import { RateLimiter, type BucketUpdate } from '../../../rate_limiter/index.js';
 import { popChain, REJECTED, retryDelayMs, type ActivateContext, type BackendEvents, type VirtioBackend, takeQueues } from '../backend.js';
 import { HostMap } from '../iovec.js';
 import { AsyncIo } from './async_io.js';
 import { transfer } from './io.js';
 import { createBlockMetrics, recordLatency, type BlockMetrics } from './metrics.js';
-import { parseRequest, type BlockRequest } from './request.js';
+import { parseRequest, type BlockRequest, type DiskGeometry } from './request.js';
 
 export type CacheType = 'Unsafe' | 'Writeback';
 export type IoEngine = 'Sync' | 'Async';
@@ -126,7 +126,10 @@ export class BlockBackend implements VirtioBackend {
 
   private _fd: number;
   private _sizeBytes: number;
-  private _capacitySectors: bigint;
+  /** Capacity and read-only flag, as parseRequest checks them. */
+  private geometry: DiskGeometry;
+  /** Every chain is parsed into this one object: a request needs its chain only until the next pop. */
+  private readonly chain = new DescriptorChain();
   private readonly idBytes: Uint8Array;
   private active: ActiveState | undefined;
   /** Async engine: the request in each io_uring slot. */
@@ -141,8 +144,8 @@ export class BlockBackend implements VirtioBackend {
     }
     this._fd = opts.fd;
     this._sizeBytes = opts.sizeBytes;
-    this._capacitySectors = BigInt(Math.floor(opts.sizeBytes / VIRTIO_BLK_SECTOR_SIZE));
     this.readOnly = opts.readOnly;
+    this.geometry = { capacitySectors: Math.floor(opts.sizeBytes / VIRTIO_BLK_SECTOR_SIZE), readOnly: opts.readOnly };
     this.cacheType = opts.cacheType;
     this.driveId = opts.driveId;
     this.idBytes = blockDeviceId(opts.driveId);
@@ -168,8 +171,8 @@ export class BlockBackend implements VirtioBackend {
   }
 
   /** Capacity in 512-byte sectors, as in the config space. */
-  get capacitySectors(): bigint {
-    return this._capacitySectors;
+  get capacitySectors(): number {
+    return this.geometry.capacitySectors;
   }
 
   get isActivated(): boolean {
@@ -180,7 +183,7 @@ export class BlockBackend implements VirtioBackend {
   configSpace(): Uint8Array {
     const out = new Uint8Array(BLOCK_CONFIG_SIZE);
     const dv = new DataView(out.buffer);
-    dv.setBigUint64(0, this._capacitySectors, true);
+    dv.setBigUint64(0, BigInt(this.geometry.capacitySectors), true);
     dv.setUint32(CONFIG_SEG_MAX_OFFSET, BLOCK_SEG_MAX, true);
     return out;
   }
@@ -238,7 +241,7 @@ export class BlockBackend implements VirtioBackend {
     }
     this._fd = fd;
     this._sizeBytes = sizeBytes;
-    this._capacitySectors = BigInt(Math.floor(sizeBytes / VIRTIO_BLK_SECTOR_SIZE));
+    this.geometry = { capacitySectors: Math.floor(sizeBytes / VIRTIO_BLK_SECTOR_SIZE), readOnly: this.readOnly };
     this.metrics['update_count']++;
   }
 
@@ -246,6 +249,11 @@ export class BlockBackend implements VirtioBackend {
   updateRateLimiter(bandwidth?: BucketUpdate, ops?: BucketUpdate): void {
     this.rateLimiter.updateBuckets(bandwidth, ops);
   }
+
+  private readonly onBadChain = (e: Error): void => {
+    logger.error(`block ${this.driveId}: ${e.message}`);
+    this.metrics['execute_fails']++;
+  };
 
   processQueue(index: number): void {
     const a = this.active;
@@ -264,10 +272,7 @@ export class BlockBackend implements VirtioBackend {
 
     let usedAny = false;
     for (;;) {
-      const chain = popChain(q, mem, (e) => {
-        logger.error(`block ${this.driveId}: ${(e as Error).message}`);
-        m['execute_fails']++;
-      });
+      const chain = popChain(q, mem, this.onBadChain, true, this.chain);
       if (chain === REJECTED) {
         usedAny = true;
         continue;
@@ -275,7 +280,7 @@ export class BlockBackend implements VirtioBackend {
       if (!chain) break;
       m['remaining_reqs_count'] += q.pending(mem);
 
-      const parsed = parseRequest(chain, mem, { capacitySectors: this._capacitySectors, readOnly: this.readOnly });
+      const parsed = parseRequest(chain, mem, this.geometry);
       if (parsed.kind === 'discard') {
         logger.error(`block ${this.driveId}: ${parsed.reason}`);
         m['execute_fails']++;
@@ -421,7 +426,7 @@ export class BlockBackend implements VirtioBackend {
       }
       case 'get-id': {
         let at = 0;
-        for (const b of req.data) {
+        for (const b of spanBuffers(req.data)) {
           // b lies in RAM (the chain was validated) but may span adjacent regions.
           for (const seg of guestSegments(mem, b.addr, b.len)) {
             seg.set(this.idBytes.subarray(at, at + seg.byteLength));

@@ -4,6 +4,6 @@ export {
 export { transfer, type IoDirection, type IoResult } from './io.js';
 export { createBlockMetrics, recordLatency, type BlockMetrics } from './metrics.js';
 export {
-  parseRequest, requestTypeName, subBuffers,
+  parseRequest, requestTypeName,
   type BlockRequest, type BlockRequestType, type DiskGeometry, type ParsedRequest, type RejectCounter,
 } from './request.js';

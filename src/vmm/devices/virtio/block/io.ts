@@ -17,9 +17,8 @@ import fs from 'node:fs';
 import type { GuestMemory, GuestRegion } from '../../../../memory/guest_memory.js';
 import { EINTR } from '../../../../generated/libc.js';
 import * as libc from '../../../../sys/libc.js';
-import type { GuestBuffer } from '../../../../virtio/queue/index.js';
+import { spanBuffers, type ChainSpan, type GuestBuffer } from '../../../../virtio/queue/index.js';
 import { HostMap, IoVecArray } from '../iovec.js';
-import { subBuffers } from './request.js';
 
 export type IoDirection = 'read' | 'write';
 
@@ -70,37 +69,36 @@ const IOV_MAX = 1024;
 let iov: IoVecArray | undefined;
 
 /**
- * All of `bufs` in one preadv/pwritev when the memory is host-mapped: the
- * count moved (possibly short), or undefined when the buffers don't qualify
+ * The whole span in one preadv/pwritev when the memory is host-mapped: the
+ * count moved (possibly short), or undefined when the memory doesn't qualify
  * or the call failed (the caller then goes piece by piece, which also
- * reports the error). Host addresses stay JS numbers (no BigInt per
- * buffer): this runs once per request with up to SEG_MAX buffers.
+ * reports the error). Host addresses stay JS numbers and the chain is walked
+ * in place: this runs once per request with up to SEG_MAX buffers.
  */
-function vectored(dir: IoDirection, fd: number, mem: GuestMemory, bufs: readonly GuestBuffer[], offset: number): number | undefined {
-  if (bufs.length < 2 || bufs.length > IOV_MAX) return undefined;
+function vectored(dir: IoDirection, fd: number, mem: GuestMemory, span: ChainSpan, offset: number): number | undefined {
   const map = HostMap.cached(mem);
   if (map === undefined) return undefined;
   iov ??= new IoVecArray(IOV_MAX);
-  const n = map.appendAll(iov, bufs, IOV_MAX);
-  if (n < 0) return undefined;
+  const n = map.appendSpan(iov, span, IOV_MAX);
+  if (n <= 0) return undefined;
   const got = dir === 'read' ? libc.tryPreadv(fd, iov.bytes, n, offset) : libc.tryPwritev(fd, iov.bytes, n, offset);
   return got > 0 ? got : undefined;
 }
 
 /**
- * Reads the file at `offset` into the guest buffers (dir 'read'), or writes
- * the guest buffers to the file at `offset` (dir 'write'), in order.
+ * Reads the file at `offset` into the span's guest buffers (dir 'read'), or
+ * writes them to the file at `offset` (dir 'write'), in order.
  * Never throws: a failure is reported with the count done so far.
  */
-export function transfer(dir: IoDirection, fd: number, mem: GuestMemory, bufs: readonly GuestBuffer[], offset: number): IoResult {
-  const total = bufs.reduce((n, b) => n + b.len, 0);
-  const fast = vectored(dir, fd, mem, bufs, offset);
+export function transfer(dir: IoDirection, fd: number, mem: GuestMemory, span: ChainSpan, offset: number): IoResult {
+  const total = span.len;
+  const fast = vectored(dir, fd, mem, span, offset);
   if (fast === total) return { bytes: total };
   if (fast !== undefined) {
-    const rest = pieceByPiece(dir, fd, mem, subBuffers(bufs, fast, total - fast), offset + fast);
+    const rest = pieceByPiece(dir, fd, mem, spanBuffers({ ...span, skip: span.skip + fast, len: total - fast }), offset + fast);
     return { ...rest, bytes: fast + rest.bytes };
   }
-  return pieceByPiece(dir, fd, mem, bufs, offset);
+  return pieceByPiece(dir, fd, mem, spanBuffers(span), offset);
 }
 
 function pieceByPiece(dir: IoDirection, fd: number, mem: GuestMemory, bufs: readonly GuestBuffer[], offset: number): IoResult {

@@ -37,24 +37,29 @@ import {
   VIRTIO_BLK_T_IN,
   VIRTIO_BLK_T_OUT,
 } from '../../../../generated/virtio.js';
-import type { DescriptorChain, GuestBuffer } from '../../../../virtio/queue/index.js';
+import type { ChainSpan, DescriptorChain } from '../../../../virtio/queue/index.js';
 
 export type BlockRequestType = 'in' | 'out' | 'flush' | 'get-id';
 
-/** A well-formed request, ready to be rate limited and executed. */
+/**
+ * A well-formed request, ready to be rate limited and executed. Its data is
+ * described as a byte range of its chain rather than copied out as buffer
+ * objects (a 512 KiB request has 128 of them): valid as long as the chain
+ * is, i.e. until the device pops the next chain into the same object.
+ */
 export interface BlockRequest {
   readonly type: BlockRequestType;
-  /** The header's first sector (512-byte units, whatever the block size). */
-  readonly sector: bigint;
+  /** The header's first sector (512-byte units, whatever the block size); exact below 2^53, which covers every valid one. */
+  readonly sector: number;
   /** Byte offset in the disk of `sector` (IN/OUT; checked to lie within the capacity, so a safe integer). */
   readonly offset: number;
   /**
-   * The data buffers: device-writable for IN and GET_ID (GET_ID: exactly the
-   * 20 ID bytes), device-readable for OUT, none for FLUSH. The status byte is
-   * never part of them.
+   * The data: device-writable for IN and GET_ID (GET_ID: exactly the 20 ID
+   * bytes), device-readable for OUT (after the header), empty for FLUSH.
+   * The status byte is never part of it.
    */
-  readonly data: readonly GuestBuffer[];
-  /** Total bytes of `data` (a multiple of 512 for IN/OUT). */
+  readonly data: ChainSpan;
+  /** Total bytes of data, data.len (a multiple of 512 for IN/OUT). */
   readonly dataLen: number;
   /** Guest address of the status byte (in RAM, device-writable). */
   readonly statusAddr: number;
@@ -78,31 +83,8 @@ export type ParsedRequest =
 /** What the parser needs to know about the disk. */
 export interface DiskGeometry {
   /** Capacity in 512-byte sectors. */
-  readonly capacitySectors: bigint;
+  readonly capacitySectors: number;
   readonly readOnly: boolean;
-}
-
-const SECTOR = BigInt(VIRTIO_BLK_SECTOR_SIZE);
-
-/**
- * The buffers covering bytes [skip, skip+len) of the concatenation of
- * `bufs` (the caller keeps skip+len within their total length).
- */
-export function subBuffers(bufs: readonly GuestBuffer[], skip: number, len: number): GuestBuffer[] {
-  const out: GuestBuffer[] = [];
-  let left = len;
-  for (const b of bufs) {
-    if (left === 0) break;
-    if (skip >= b.len) {
-      skip -= b.len;
-      continue;
-    }
-    const take = Math.min(b.len - skip, left);
-    out.push({ addr: b.addr + skip, len: take });
-    left -= take;
-    skip = 0;
-  }
-  return out;
 }
 
 /** Name of a request type for messages. */
@@ -116,87 +98,110 @@ export function requestTypeName(type: number): string {
   }
 }
 
+const TWO_32 = 2 ** 32;
+/** Offset of virtio_blk_outhdr.sector (le64). */
+const OUTHDR_SECTOR = 8;
+/** A header copy for the uncommon layouts (header split over descriptors or memory regions). */
+const hdrCopy = new DataView(new ArrayBuffer(VIRTIO_BLK_OUTHDR_SIZE));
+
+/** The last device-writable byte of the chain (the status), or -1 when it has none. */
+function statusAddress(chain: DescriptorChain): number {
+  for (let i = chain.count - 1; i >= chain.firstWritable; i--) {
+    const len = chain.len(i);
+    if (len > 0) return chain.addr(i) + len - 1;
+  }
+  return -1;
+}
+
+function reject(chain: DescriptorChain, statusAddr: number, status: number, reason: string, counter: RejectCounter = 'execute_fails'): ParsedRequest {
+  return { kind: 'reject', statusAddr, status, reason: `chain ${chain.head}: ${reason}`, counter };
+}
+
+function request(
+  type: BlockRequestType, sector: number, offset: number, chain: DescriptorChain,
+  dataWritable: boolean, dataSkip: number, dataLen: number, statusAddr: number,
+): ParsedRequest {
+  const data = { chain, writable: dataWritable, skip: dataSkip, len: dataLen };
+  return { kind: 'request', request: { type, sector, offset, data, dataLen, statusAddr } };
+}
+
+/**
+ * IN/OUT: an error message when the data length is not a multiple of 512 or
+ * [sector, sector + len/512) is not within the capacity, else undefined.
+ */
+function rangeError(name: string, sectorLo: number, sectorHi: number, dataLen: number, disk: DiskGeometry): string | undefined {
+  if (dataLen % VIRTIO_BLK_SECTOR_SIZE !== 0) return `${name} data length ${dataLen} is not a multiple of ${VIRTIO_BLK_SECTOR_SIZE}`;
+  const sector = sectorHi * TWO_32 + sectorLo;
+  const end = sector + dataLen / VIRTIO_BLK_SECTOR_SIZE;
+  // Capacities are far below 2^53 sectors: a high word that large is out of range, and the sum is exact otherwise.
+  if (sectorHi >= 2 ** 20 || end > disk.capacitySectors) {
+    const exact = (BigInt(sectorHi) << 32n) | BigInt(sectorLo);
+    return `${name} of sectors [${exact}, ${exact + BigInt(dataLen / VIRTIO_BLK_SECTOR_SIZE)}) beyond the capacity of ${disk.capacitySectors} sectors`;
+  }
+  return undefined;
+}
+
 /**
  * Splits a chain into a block request. Never throws for guest-controlled
- * input (the chain's buffers are known to be in RAM).
+ * input (the chain's buffers are known to be in RAM). Allocates only the
+ * result: this runs once per request.
  */
 export function parseRequest(chain: DescriptorChain, mem: GuestMemory, disk: DiskGeometry): ParsedRequest {
-  const writable = chain.writable();
-  const last = writable[writable.length - 1];
-  if (last === undefined) {
+  const statusAddr = statusAddress(chain);
+  if (statusAddr < 0) {
     return { kind: 'discard', reason: `chain ${chain.head} has no device-writable status byte` };
   }
-  const statusAddr = last.addr + last.len - 1;
-  const reject = (status: number, reason: string, counter: RejectCounter = 'execute_fails'): ParsedRequest =>
-    ({ kind: 'reject', statusAddr, status, reason: `chain ${chain.head}: ${reason}`, counter });
-  const ioerr = (reason: string, counter?: RejectCounter): ParsedRequest => reject(VIRTIO_BLK_S_IOERR, reason, counter);
-
   const readLen = chain.readableLength;
   const writeLen = chain.writableLength;
   if (readLen < VIRTIO_BLK_OUTHDR_SIZE) {
-    return ioerr(`request header is ${readLen} device-readable bytes, less than ${VIRTIO_BLK_OUTHDR_SIZE}`);
+    return reject(chain, statusAddr, VIRTIO_BLK_S_IOERR, `request header is ${readLen} device-readable bytes, less than ${VIRTIO_BLK_OUTHDR_SIZE}`);
   }
-  const hdr = chain.readBytes(mem, VIRTIO_BLK_OUTHDR_SIZE); // a copy: immune to the guest changing it
-  const hv = new DataView(hdr.buffer, hdr.byteOffset, hdr.byteLength);
-  const type = hv.getUint32(0, true);
-  const sector = hv.getBigUint64(8, true);
-  const name = requestTypeName(type);
+  // Each header field is read from guest memory once and only that copy is used: immune to the guest changing it.
+  let type: number;
+  let sectorLo: number;
+  let sectorHi: number;
+  const a0 = chain.addr(0);
+  if (chain.firstWritable > 0 && chain.len(0) >= VIRTIO_BLK_OUTHDR_SIZE && mem.isValidRange(a0, VIRTIO_BLK_OUTHDR_SIZE)) {
+    type = mem.readU32(a0);
+    sectorLo = mem.readU32(a0 + OUTHDR_SECTOR);
+    sectorHi = mem.readU32(a0 + OUTHDR_SECTOR + 4);
+  } else {
+    const hdr = chain.readBytes(mem, VIRTIO_BLK_OUTHDR_SIZE);
+    new Uint8Array(hdrCopy.buffer).set(hdr);
+    type = hdrCopy.getUint32(0, true);
+    sectorLo = hdrCopy.getUint32(OUTHDR_SECTOR, true);
+    sectorHi = hdrCopy.getUint32(OUTHDR_SECTOR + 4, true);
+  }
+  const sector = sectorHi * TWO_32 + sectorLo;
   const extraReadable = readLen - VIRTIO_BLK_OUTHDR_SIZE;
   const writableData = writeLen - 1; // everything device-writable but the status byte
 
-  /** IN/OUT: data length a multiple of 512 and [sector, sector + len/512) within the capacity. */
-  const checkRange = (dataLen: number): ParsedRequest | number => {
-    if (dataLen % VIRTIO_BLK_SECTOR_SIZE !== 0) {
-      return ioerr(`${name} data length ${dataLen} is not a multiple of ${VIRTIO_BLK_SECTOR_SIZE}`);
-    }
-    const end = sector + BigInt(dataLen / VIRTIO_BLK_SECTOR_SIZE);
-    if (end > disk.capacitySectors) {
-      return ioerr(`${name} of sectors [${sector}, ${end}) beyond the capacity of ${disk.capacitySectors} sectors`);
-    }
-    return Number(sector * SECTOR);
-  };
-
   switch (type) {
     case VIRTIO_BLK_T_IN: {
-      if (extraReadable > 0) return ioerr(`IN request with ${extraReadable} device-readable bytes after the header`);
-      const offset = checkRange(writableData);
-      if (typeof offset !== 'number') return offset;
-      return {
-        kind: 'request',
-        request: { type: 'in', sector, offset, data: subBuffers(writable, 0, writableData), dataLen: writableData, statusAddr },
-      };
+      if (extraReadable > 0) return reject(chain, statusAddr, VIRTIO_BLK_S_IOERR, `IN request with ${extraReadable} device-readable bytes after the header`);
+      const bad = rangeError('IN', sectorLo, sectorHi, writableData, disk);
+      if (bad !== undefined) return reject(chain, statusAddr, VIRTIO_BLK_S_IOERR, bad);
+      return request('in', sector, sector * VIRTIO_BLK_SECTOR_SIZE, chain, true, 0, writableData, statusAddr);
     }
     case VIRTIO_BLK_T_OUT: {
-      if (writableData > 0) return ioerr(`OUT request with ${writableData} device-writable bytes besides the status`);
-      const offset = checkRange(extraReadable);
-      if (typeof offset !== 'number') return offset;
+      if (writableData > 0) return reject(chain, statusAddr, VIRTIO_BLK_S_IOERR, `OUT request with ${writableData} device-writable bytes besides the status`);
+      const bad = rangeError('OUT', sectorLo, sectorHi, extraReadable, disk);
+      if (bad !== undefined) return reject(chain, statusAddr, VIRTIO_BLK_S_IOERR, bad);
       // As Firecracker (whose file is opened O_RDONLY, so the write fails): an I/O error, counted as an invalid request.
-      if (disk.readOnly) return ioerr('OUT request on a read-only drive', 'invalid_reqs_count');
-      return {
-        kind: 'request',
-        request: {
-          type: 'out', sector, offset,
-          data: subBuffers(chain.readable(), VIRTIO_BLK_OUTHDR_SIZE, extraReadable), dataLen: extraReadable, statusAddr,
-        },
-      };
+      if (disk.readOnly) return reject(chain, statusAddr, VIRTIO_BLK_S_IOERR, 'OUT request on a read-only drive', 'invalid_reqs_count');
+      return request('out', sector, sector * VIRTIO_BLK_SECTOR_SIZE, chain, false, VIRTIO_BLK_OUTHDR_SIZE, extraReadable, statusAddr);
     }
     case VIRTIO_BLK_T_FLUSH:
       // Any data is ignored (Firecracker does the same); `sector` is reserved.
-      return { kind: 'request', request: { type: 'flush', sector, offset: 0, data: [], dataLen: 0, statusAddr } };
+      return request('flush', sector, 0, chain, false, 0, 0, statusAddr);
     case VIRTIO_BLK_T_GET_ID: {
-      if (extraReadable > 0) return ioerr(`GET_ID request with ${extraReadable} device-readable bytes after the header`);
+      if (extraReadable > 0) return reject(chain, statusAddr, VIRTIO_BLK_S_IOERR, `GET_ID request with ${extraReadable} device-readable bytes after the header`);
       if (writableData < VIRTIO_BLK_ID_BYTES) {
-        return ioerr(`GET_ID buffer of ${writableData} bytes, less than ${VIRTIO_BLK_ID_BYTES}`);
+        return reject(chain, statusAddr, VIRTIO_BLK_S_IOERR, `GET_ID buffer of ${writableData} bytes, less than ${VIRTIO_BLK_ID_BYTES}`);
       }
-      return {
-        kind: 'request',
-        request: {
-          type: 'get-id', sector, offset: 0,
-          data: subBuffers(writable, 0, VIRTIO_BLK_ID_BYTES), dataLen: VIRTIO_BLK_ID_BYTES, statusAddr,
-        },
-      };
+      return request('get-id', sector, 0, chain, true, 0, VIRTIO_BLK_ID_BYTES, statusAddr);
     }
     default:
-      return reject(VIRTIO_BLK_S_UNSUPP, `unsupported request ${name}`, 'invalid_reqs_count');
+      return reject(chain, statusAddr, VIRTIO_BLK_S_UNSUPP, `unsupported request ${requestTypeName(type)}`, 'invalid_reqs_count');
   }
 }

@@ -77,7 +77,7 @@ import { EAGAIN, EBADFD, EPOLLIN, IOV_MAX } from '../../../../generated/libc.js'
 import { logger } from '../../../../logger/logger.js';
 import { GuestMemoryError, type GuestMemory } from '../../../../memory/guest_memory.js';
 import * as libc from '../../../../sys/libc.js';
-import { fullFence, GuestView, QueueError, rangeInRam, type DescriptorChain, type Queue } from '../../../../virtio/queue/index.js';
+import { DescriptorChain, fullFence, GuestView, QueueError, rangeInRam, type Queue } from '../../../../virtio/queue/index.js';
 import { RateLimiter, type BucketUpdate } from '../../../rate_limiter/index.js';
 import { popChain, REJECTED, retryDelayMs, type ActivateContext, type BackendEvents, type VirtioBackend, takeQueues } from '../backend.js';
 import { fsWritev, HostMap, hostScratch, IoVecArray } from '../iovec.js';
@@ -183,6 +183,8 @@ export class NetBackend implements VirtioBackend {
 
   private readonly macBytes: Uint8Array | undefined;
   private readonly txIov = new IoVecArray(IOV_MAX);
+  /** Every TX chain is parsed into this one object (a frame is written before the next pop). */
+  private readonly txChain = new DescriptorChain();
   private active: ActiveState | undefined;
   /** The TAP fd is in the epoll loop. */
   private tapArmed = false;
@@ -651,7 +653,7 @@ export class NetBackend implements VirtioBackend {
 
     let used = false;
     for (;;) {
-      const chain = popChain(q, mem, this.onTxChainError);
+      const chain = popChain(q, mem, this.onTxChainError, true, this.txChain);
       if (chain === REJECTED) {
         used = true;
         continue;
@@ -720,9 +722,9 @@ export class NetBackend implements VirtioBackend {
    */
   private spoofedSource(mem: GuestMemory, chain: DescriptorChain, mac: Uint8Array): boolean {
     const at = VNET_HDR_LEN + 6;
-    const d = chain.readable()[0]!;
-    if (d.len >= at + 6) {
-      const addr = d.addr + at;
+    // The first descriptor is readable (the chain has no writable part) and may be empty.
+    if (chain.len(0) >= at + 6) {
+      const addr = chain.addr(0) + at;
       for (const r of mem.regions) {
         const off = addr - r.guestAddr;
         if (off >= 0 && off + 6 <= r.size) {
@@ -741,7 +743,7 @@ export class NetBackend implements VirtioBackend {
   private writeFrame(a: ActiveState, chain: DescriptorChain, len: number): number {
     const fd = this.tap.fd;
     if (a.hostMap) {
-      const n = a.hostMap.appendAll(this.txIov, chain.readable(), IOV_MAX);
+      const n = a.hostMap.appendSpan(this.txIov, { chain, writable: false, skip: 0, len }, IOV_MAX);
       if (n >= 0) return libc.tryWritev(fd, this.txIov.bytes, n);
       const s = hostScratch();
       chain.reader(a.mem).readInto(s.bytes.subarray(0, len));
