@@ -223,7 +223,7 @@ test('identity: device type, one queue of 256, features by cache type and read-o
   const cfg = wb.configSpace();
   assert.equal(cfg.length, 16);
   assert.equal(new DataView(cfg.buffer).getBigUint64(0, true), BigInt((3 * MiB) / 512), 'capacity in sectors, tail bytes hidden');
-  assert.equal(new DataView(cfg.buffer).getUint32(12, true), 128, 'seg_max: requests of up to 128 segments');
+  assert.equal(new DataView(cfg.buffer).getUint32(12, true), 254, 'seg_max: requests of up to 254 segments (queue size - 2)');
 
   const unsafe = new BlockBackend({ fd, sizeBytes: 4096, readOnly: false, cacheType: 'Unsafe', driveId: 'b' });
   assert.equal(unsafe.availFeatures, base, 'Unsafe: no FLUSH');
@@ -325,6 +325,50 @@ test('a chain with the header split over two descriptors is parsed on bytes, not
   const u = usedOne(drv);
   assert.equal(statusOf(drv, u), VIRTIO_BLK_S_OK);
   bytesEq(drv.read(u.buffers[2]!.addr, 512), Buffer.from(pattern(3 * 512, 512)));
+});
+
+test('1 MiB requests of 254 segments (SEG_MAX) in an indirect table, in host-mapped RAM split into two adjacent regions', () => {
+  // One mapping seen as two regions meeting at 3 MiB, as the VMM splits large RAM: segments cross the seam.
+  const size = 8 * MiB;
+  const addr = libc.mmap(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  mappings.push({ addr, size });
+  const whole = new Uint8Array(libc.view(addr, size));
+  const seam = 3 * MiB;
+  const mem = new GuestMemory([
+    { guestAddr: 0, size: seam, hostAddr: addr, bytes: whole.subarray(0, seam) },
+    { guestAddr: seam, size: size - seam, hostAddr: addr + BigInt(seam), bytes: whole.subarray(seam) },
+  ]);
+  const { drv, dev, fd } = setup({ mem, size: 4 * MiB, queueSize: 16, dataBase: 2 * MiB, dataSize: 4 * MiB });
+  const SEGS = 254;
+  const seg = 4096;
+  // OUT: the header and the first 512 data bytes share the first descriptor.
+  const data = new Uint8Array(randomBytes(512 + SEGS * seg));
+  const first = new Uint8Array(16 + 512);
+  first.set(hdr(VIRTIO_BLK_T_OUT, 8));
+  first.set(data.subarray(0, 512), 16);
+  drv.addIndirectChain([
+    { data: first },
+    ...Array.from({ length: SEGS }, (_, i) => ({ data: data.subarray(512 + i * seg, 512 + (i + 1) * seg) })),
+    { data: filled(1, 0xee), write: true },
+  ]);
+  dev.processQueue(0);
+  assert.equal(statusOf(drv, usedOne(drv)), VIRTIO_BLK_S_OK);
+  bytesEq(readFile(fd, 8 * 512, data.length), Buffer.from(data), 'the file has every segment, in order');
+
+  // IN of the same extent into 254 segments, then the status in its own descriptor.
+  drv.addIndirectChain([
+    { data: hdr(VIRTIO_BLK_T_IN, 9) },
+    ...Array.from({ length: SEGS }, () => ({ data: filled(seg), write: true })),
+    { data: filled(1, 0xee), write: true },
+  ]);
+  dev.processQueue(0);
+  const u = usedOne(drv);
+  assert.equal(statusOf(drv, u), VIRTIO_BLK_S_OK);
+  assert.equal(u.len, SEGS * seg + 1);
+  bytesEq(dataOf(drv, u), Buffer.from(data.subarray(512)), 'read back from sector 9');
+  assert.ok(u.buffers.some((b) => b.addr < seam && b.addr + b.len > seam) || u.buffers.some((b) => b.addr >= seam), 'the data reached the second region');
+  assert.equal(dev.metrics['read_count'], 1);
+  assert.equal(dev.metrics['write_count'], 1);
 });
 
 // ---------------------------------------------------------------------------

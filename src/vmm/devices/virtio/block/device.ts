@@ -54,10 +54,12 @@ const CONFIG_SEG_MAX_OFFSET = 12;
 /**
  * Most data segments per request (VIRTIO_BLK_F_SEG_MAX). Without it Linux
  * assumes one, and every request is a single 4 KiB page: measured in the lab,
- * sequential I/O then runs at ~0.15x QEMU's (which offers 254). Must stay
- * below the queue size less the header and status descriptors.
+ * sequential I/O then runs at ~0.15x QEMU's. QEMU's value: the queue size
+ * less the header and status descriptors, so a request fits the ring even
+ * without indirect descriptors. With 254 pages a 1 MiB O_DIRECT transfer is
+ * one request (Linux's default max_sectors_kb is 1280), where 128 split it in two.
  */
-export const BLOCK_SEG_MAX = 128;
+export const BLOCK_SEG_MAX = BLOCK_QUEUE_SIZES[0]! - 2;
 
 export interface BlockBackendOptions {
   /** Open file descriptor of the backing file (read-write unless readOnly). */
