@@ -103,7 +103,12 @@ export class ExitHandler {
           this.mmio.write(addr, data);
         } else {
           this.bump(this.cMmioRead);
-          if (!this.mmio.read(addr, data)) data.fill(0);
+          if (!this.mmio.read(addr, data)) {
+            // Unclaimed: reads as 0. Two stores over all 8 bytes of mmio.data
+            // (KVM copies back only len) rather than fill()'s builtin call.
+            run.setUint32(KVM_RUN_OFFSET.mmio_data, 0, true);
+            run.setUint32(KVM_RUN_OFFSET.mmio_data + 4, 0, true);
+          }
         }
         return undefined;
       }

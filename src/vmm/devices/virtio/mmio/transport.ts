@@ -340,8 +340,8 @@ export class MmioTransport implements BusDevice {
       storeU32(data, Atomics.load(this.s.cells, H.INT_STATUS + 1));
       return;
     }
-    data.fill(0);
     if (offset >= R.CONFIG) {
+      data.fill(0);
       if (offset + data.length > MMIO_WINDOW_SIZE) return this.invalid(`read of ${data.length} bytes at ${hex(offset)}`);
       const off = offset - R.CONFIG;
       this.s.locked(() => {
@@ -349,8 +349,12 @@ export class MmioTransport implements BusDevice {
       });
       return;
     }
-    if (data.length !== 4 || (offset & 3) !== 0) return this.invalid(`read of ${data.length} bytes at ${hex(offset)}`);
-    // lock()/unlock() rather than locked(fn): no closure per guest access.
+    if (data.length !== 4 || (offset & 3) !== 0) {
+      data.fill(0);
+      return this.invalid(`read of ${data.length} bytes at ${hex(offset)}`);
+    }
+    // A register read stores all 4 bytes (no fill(0) first: a builtin call per
+    // exit); lock()/unlock() rather than locked(fn): no closure per access.
     const s = this.s;
     let v: number;
     s.lock();
