@@ -24,6 +24,8 @@
  * the machine hits them alike. Prints one table (markdown with --markdown) and
  * keeps the raw data in --out DIR (default .cache/bench/mmio-exits-<time>/).
  */
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { buildGuest } from '../tests/helpers/guest_build.js';
 import { projectRoot, sparklerBin } from '../tests/helpers/sparkler_run.js';
@@ -37,8 +39,6 @@ import { Bus } from '../src/vmm/devices/bus.js';
 import { MmioTransport } from '../src/vmm/devices/virtio/mmio/transport.js';
 import { ExitHandler } from '../src/vmm/vstate/vcpu_exit.js';
 import { VcpuControl } from '../src/vmm/vstate/vcpu_control.js';
-import fs from 'node:fs';
-import os from 'node:os';
 
 const USAGE = `usage: bench/mmio_exits [options]
   --runs N      VMM runs per VMM (default 5)
