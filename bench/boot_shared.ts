@@ -278,11 +278,13 @@ export interface VmmRun {
  * the whole stdout so far after each chunk (for console-triggered actions:
  * memory samples, host-side senders).
  */
-export function runVmm(file: string, args: string[], timeoutS: number, onOut?: (out: string, pid: number | undefined, atMs: number) => void): Promise<VmmRun> {
+export function runVmm(
+  file: string, args: string[], timeoutS: number, onOut?: (out: string, pid: number | undefined, atMs: number) => void, env?: NodeJS.ProcessEnv,
+): Promise<VmmRun> {
   return new Promise((resolve) => {
     const r: VmmRun = { out: '', err: '', code: null, signal: null, exitMs: null, timedOut: false };
     const t0 = nowMs();
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
     child.stdin!.on('error', () => {});
     child.stdout!.setEncoding('latin1');
     child.stderr!.setEncoding('latin1');

@@ -54,6 +54,8 @@ const USAGE = `usage: bench/devices [options]
   --lab-retries N   start the lab again when it ends before any boot (default 1)
   --qemu-machine M  QEMU's -M value (default microvm,acpi=on)
   --io-engine E     sparkler's drive io_engine: Sync (default) or Async (io_uring)
+  --v8-flags "F"    extra V8 flags for sparkler, set once its vCPUs run (SPARKLER_V8_FLAGS; diagnostics,
+                    e.g. "--trace-opt --trace-deopt": the traces land in the runs' console files)
   --host            only part 3: the device models through the test harness on this host
   --all             the lab part and the host part
   --host-reps N     repetitions of each host measurement (default 3)
@@ -78,6 +80,8 @@ interface Options extends OutputOptions {
   qemuMachine: string;
   /** sparkler's drive io_engine. */
   ioEngine: 'Sync' | 'Async';
+  /** Extra V8 flags for sparkler (SPARKLER_V8_FLAGS), or null. */
+  v8Flags: string | null;
   lab: boolean;
   host: boolean;
   hostReps: number;
@@ -90,7 +94,7 @@ const { usage, log } = cli;
 function parseArgs(argv: string[]): Options {
   const o: Options = {
     runs: 3, warmups: 1, ddMib: 64, ddBsKiB: 1024, randSeconds: 5, netMib: 64, netRecvMib: null, memMib: 256, timeoutS: null, labRetries: 1,
-    qemuMachine: 'microvm,acpi=on', ioEngine: 'Sync', lab: true, host: false, hostReps: 3, hostSeconds: 1, markdown: false, out: null, report: null,
+    qemuMachine: 'microvm,acpi=on', ioEngine: 'Sync', v8Flags: null, lab: true, host: false, hostReps: 3, hostSeconds: 1, markdown: false, out: null, report: null,
   };
   const { num } = cli;
   cli.forEachFlag(argv, (flag, val) => {
@@ -112,6 +116,7 @@ function parseArgs(argv: string[]): Options {
         o.ioEngine = v as 'Sync' | 'Async';
         break;
       }
+      case '--v8-flags': o.v8Flags = val() ?? usage('--v8-flags needs a value'); break;
       case '--host': o.host = true; o.lab = false; break;
       case '--all': o.host = true; o.lab = true; break;
       case '--host-reps': o.hostReps = num(flag, val(), 1); break;
@@ -270,6 +275,7 @@ async function lab(o: Options, outDir: string): Promise<LabPart> {
     qemuCmdline: [cmdline.replace('reboot=k', 'reboot=t'), ...added.filter((w) => w.startsWith('pci='))].join(' '),
     qemuMachine: o.qemuMachine,
     ioEngine: o.ioEngine,
+    ...(o.v8Flags ? { v8Flags: o.v8Flags } : {}),
     memMib: o.memMib,
     vcpus: 1,
     runs: o.runs,
@@ -511,6 +517,7 @@ function report(r: Results, markdown: boolean): string {
     const adds = l.sparklerAdds.length ? ` + \`${l.sparklerAdds.join(' ')}\` (appended by sparkler itself)` : '';
     kv('cmdline', `sparkler: \`${lp.cmdline}\`${adds}; QEMU: \`${lp.qemuCmdline}\``);
     kv('disk', `${lp.imageMib} MiB raw image of random data in the lab's RAM-backed /tmp (host page cache); sparkler \`cache_type: Unsafe\`, \`io_engine: ${lp.ioEngine ?? 'Sync'}\`, QEMU \`cache=unsafe\` (aio=threads); reads cover [0, ${lp.ddMib}) MiB, writes [${lp.ddMib}, ${2 * lp.ddMib}) MiB, random reads the whole disk`);
+    if (lp.v8Flags) kv('v8 flags', `sparkler ran with SPARKLER_V8_FLAGS="${lp.v8Flags}"`);
     if (lp.netMib > 0) {
       const back = (lp.netRecvMib ?? 0) > 0 ? `; host → guest: randread's sink in the guest (port ${lp.recvPort}), the lab host's randread sends once the guest says it listens` : '';
       kv('net', `TAP ${lp.tap} = ${lp.hostIp}/30 (persistent, shared by both VMMs), guest ${lp.guestIp}, MAC ${lp.guestMac}; guest → host: randread's sink on the lab host${back}; QEMU \`vhost=off\``);

@@ -214,7 +214,7 @@ async function one(vmm: Vmm, iter: number, warmup: boolean): Promise<void> {
     if (sender === null && recvMib > 0 && /^netbench recv-ready/m.test(out)) sender = startSender();
     // After the block tests, while the VMM runs: how its guest RAM is backed (THP or 4 KiB pages).
     if (sample === null && /^blkbench randread/m.test(out)) sample = trySampleMemory(pid, p.memMib, atMs);
-  });
+  }, vmm === 'sparkler' && p.v8Flags ? { SPARKLER_V8_FLAGS: p.v8Flags } : undefined);
   fs.writeFileSync(path.join(p.workDir, `console-${vmm}-${warmup ? 'w' : ''}${iter + 1}.txt`), r.out);
   fs.writeFileSync(path.join(p.workDir, `stderr-${vmm}-${warmup ? 'w' : ''}${iter + 1}.txt`), r.err);
   const g = parseGuest(r.out);

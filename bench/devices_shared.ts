@@ -20,6 +20,8 @@ export interface DevLabParams {
   qemuMachine: string;
   /** sparkler's drive io_engine (absent in results of earlier versions: Sync). */
   ioEngine?: 'Sync' | 'Async';
+  /** Extra V8 flags for sparkler (SPARKLER_V8_FLAGS, diagnostics), if any. */
+  v8Flags?: string;
   memMib: number;
   vcpus: number;
   /** Timed runs per VMM (alternating) and untimed warm-up runs of each first. */

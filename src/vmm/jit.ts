@@ -13,6 +13,10 @@
  * (process start → first guest instruction) on the host. V8 flags are
  * process-wide and apply to code compiled from then on, which includes the
  * device paths: they are compiled lazily, on the guest's first requests.
+ *
+ * SPARKLER_V8_FLAGS (diagnostics, e.g. "--trace-opt --trace-deopt") adds
+ * V8 flags at the same moment, so they see the device and vCPU paths and
+ * not the start-up code.
  */
 import v8 from 'node:v8';
 
@@ -22,4 +26,6 @@ export function compileBaselineOnFirstCall(): void {
   if (done) return;
   done = true;
   v8.setFlagsFromString('--always-sparkplug');
+  const extra = process.env['SPARKLER_V8_FLAGS'];
+  if (extra) v8.setFlagsFromString(extra);
 }
