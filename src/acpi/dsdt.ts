@@ -84,8 +84,8 @@ export function i8042Device(devName: string, d: I8042Desc): Aml {
 
 /**
  * A virtio-mmio transport. The interrupt is a GSI, hence an Extended
- * Interrupt descriptor rather than an ISA IRQ one: edge-triggered (KVM irqfd
- * injection is a pulse), active high, exclusive (one device per GSI).
+ * Interrupt descriptor rather than an ISA IRQ one: edge-triggered (the
+ * device thread pulses the line with KVM_IRQ_LINE), active high, exclusive (one device per GSI).
  * _CCA = 1 declares DMA cache-coherent; x86 assumes that without it, other
  * architectures require it.
  */

@@ -61,7 +61,7 @@ export interface VirtioMmioAcpiDevice {
   addr: number;
   /** MMIO window size, bytes. */
   size: number;
-  /** GSI = IOAPIC pin the device's irqfd raises. */
+  /** GSI = IOAPIC pin the device raises. */
   gsi: number;
 }
 

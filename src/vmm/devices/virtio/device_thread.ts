@@ -1,14 +1,15 @@
 /**
  * The device thread: runs every virtio backend of the VM in one epoll loop
  * (Firecracker's VMM event loop). Guest notifications arrive as ioeventfds
- * signalled inside KVM, interrupts leave as irqfd writes, and data moves
+ * signalled inside KVM, interrupts leave as KVM_IRQ_LINE edges, and data moves
  * between guest RAM and files with syscalls on guest addresses, so neither
  * the vCPU threads nor the main thread are on the I/O path.
  */
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { VIRTIO_MMIO_INT_CONFIG, VIRTIO_MMIO_INT_VRING } from '../../../generated/virtio.js';
 import { Queue, QueueError } from '../../../virtio/queue/index.js';
-import { drainEventFd, EventManager, signalEventFd } from '../../event_manager.js';
+import { IrqLine } from '../../../kvm/irq_line.js';
+import { drainEventFd, EventManager } from '../../event_manager.js';
 import { attachGuestMemory, type GuestMemoryLayout } from '../../vstate/memory.js';
 import { createBackend } from './backends.js';
 import type { VirtioBackend } from './backend.js';
@@ -18,6 +19,8 @@ import type { RateLimiterConfig, TokenBucketConfig } from '../../rate_limiter/in
 
 export interface DeviceThreadData {
   memory: GuestMemoryLayout;
+  /** The VM's fd: interrupts are raised with KVM_IRQ_LINE (see IrqLine). */
+  vmFd: number;
   devices: VirtioDeviceWiring[];
   /** Signalled by the main thread when `port` has a message (the thread is blocked in epoll, not in its event loop). */
   controlFd: number;
@@ -49,6 +52,7 @@ class DeviceRunner {
 
   constructor(readonly w: VirtioDeviceWiring) {
     this.transport = MmioTransport.fromShared(w.transportState);
+    this.irq = new IrqLine(data.vmFd, w.gsi);
     this.backend = createBackend(w.backend);
     events.add(w.activateFd, () => {
       drainEventFd(w.activateFd);
@@ -75,15 +79,17 @@ class DeviceRunner {
     remove: (fd: number): void => events.remove(fd),
   };
 
+  private readonly irq: IrqLine;
+
   private interrupt = (): void => {
     this.transport.raiseInterrupt(VIRTIO_MMIO_INT_VRING);
-    signalEventFd(this.w.irqFd);
+    this.irq.pulse();
   };
 
   private fail(why: string): void {
     post({ type: 'log', level: 'error', msg: `virtio ${this.w.id}: ${why}; the device needs a reset` });
     this.active = false;
-    if (this.transport.setNeedsReset()) signalEventFd(this.w.irqFd);
+    if (this.transport.setNeedsReset()) this.irq.pulse();
   }
 
   private onStatusChange(): void {
@@ -139,7 +145,7 @@ class DeviceRunner {
     b.updateDisk(fd, sizeBytes);
     this.transport.setConfig(b.configSpace());
     this.transport.raiseInterrupt(VIRTIO_MMIO_INT_CONFIG);
-    signalEventFd(this.w.irqFd);
+    this.irq.pulse();
   }
 
   shutdown(): void {

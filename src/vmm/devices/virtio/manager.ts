@@ -1,7 +1,8 @@
 /**
  * The VM's virtio-mmio devices, main-thread side: allocates each device's
- * MMIO window and GSI (Firecracker's layout), creates its transport, irqfd
- * and ioeventfds, starts the device thread, and forwards runtime updates
+ * MMIO window and GSI (Firecracker's layout), creates its transport and
+ * ioeventfds, starts the device thread (which raises the GSI itself with
+ * KVM_IRQ_LINE), and forwards runtime updates
  * (PATCH /drives) to it.
  */
 import fs from 'node:fs';
@@ -83,8 +84,6 @@ export class VirtioDeviceManager {
       configSize: proto.configSpace().byteLength,
     });
     transport.setConfig(proto.configSpace());
-    const irqFd = newEventFd();
-    this.vm.registerIrqfd(irqFd, gsi);
     const activateFd = newEventFd();
     const queueFds = proto.queueMaxSizes.map((_: number, q: number) => {
       const fd = newEventFd();
@@ -92,8 +91,8 @@ export class VirtioDeviceManager {
       this.vm.registerIoevent(fd, { kind: 'mmio', addr: addr + VIRTIO_MMIO.QUEUE_NOTIFY }, 4, BigInt(q));
       return fd;
     });
-    this.fds.push(irqFd, activateFd, ...queueFds);
-    this.wirings.push({ id, addr, gsi, transportState: transport.sharedState, irqFd, activateFd, queueFds, backend });
+    this.fds.push(activateFd, ...queueFds);
+    this.wirings.push({ id, addr, gsi, transportState: transport.sharedState, activateFd, queueFds, backend });
   }
 
   addBlock(cfg: BlockDeviceConfig): void {
@@ -147,7 +146,7 @@ export class VirtioDeviceManager {
     const { port1, port2 } = new MessageChannel();
     const controlFd = newEventFd();
     this.fds.push(controlFd);
-    const data: DeviceThreadData = { memory, devices: this.wirings, controlFd, port: port2 };
+    const data: DeviceThreadData = { memory, vmFd: this.vm.fd, devices: this.wirings, controlFd, port: port2 };
     const thread = startWorker('devices/virtio/device_thread', { workerData: data, transferList: [port2], name: 'fc_devices' });
     this.thread = thread;
     this.control = { fd: controlFd, port: port1 };

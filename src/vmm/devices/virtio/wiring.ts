@@ -44,10 +44,9 @@ export interface VirtioDeviceWiring {
   id: string;
   /** Guest physical base of its 4 KiB register window. */
   addr: number;
+  /** Its IOAPIC pin, which the device thread pulses with KVM_IRQ_LINE. */
   gsi: number;
   transportState: SharedArrayBuffer;
-  /** irqfd: writing it raises the device's GSI. */
-  irqFd: number;
   /** Signalled by a vCPU thread when the driver changed the device status (activate / reset). */
   activateFd: number;
   /** One ioeventfd per queue: KVM signals it when the guest writes the queue's index to QueueNotify. */

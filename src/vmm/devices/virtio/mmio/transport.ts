@@ -157,7 +157,7 @@ export class MmioTransport implements BusDevice {
   onQueueNotify?: QueueNotifyHook;
   /**
    * onStatusChange threw. Before this runs, a failed activation has been
-   * turned into DEVICE_NEEDS_RESET (+ INT.CONFIG: trigger the irqfd here) and
+   * turned into DEVICE_NEEDS_RESET (+ INT.CONFIG: raise the interrupt line here) and
    * a failed reset into FAILED. Without this handler the error is rethrown.
    */
   onHookError?: HookErrorHandler;
@@ -288,7 +288,7 @@ export class MmioTransport implements BusDevice {
     }));
   }
 
-  /** Sets InterruptStatus bits (INT.VRING / INT.CONFIG); the caller then triggers the irqfd. */
+  /** Sets InterruptStatus bits (INT.VRING / INT.CONFIG); the caller then raises the interrupt line. */
   raiseInterrupt(bits: number): void {
     Atomics.or(this.s.cells, H.INT_STATUS + 1, bits & (INT.VRING | INT.CONFIG));
   }
@@ -296,7 +296,7 @@ export class MmioTransport implements BusDevice {
   /**
    * Sets DEVICE_NEEDS_RESET and, if the driver had set DRIVER_OK, INT.CONFIG
    * (§2.1.2). Returns whether the interrupt was raised: the caller then
-   * triggers the irqfd.
+   * raises the interrupt line.
    */
   setNeedsReset(): boolean {
     return this.s.locked(() => {
@@ -311,7 +311,7 @@ export class MmioTransport implements BusDevice {
   /**
    * Writes device configuration space bytes at `offset` and bumps
    * ConfigGeneration. It does not raise INT.CONFIG: when the driver must be
-   * told, call raiseInterrupt(INT.CONFIG) and trigger the irqfd.
+   * told, call raiseInterrupt(INT.CONFIG) and raise the interrupt line.
    */
   setConfig(bytes: Uint8Array, offset = 0): void {
     if (!Number.isInteger(offset) || offset < 0 || offset + bytes.length > this.cfgSize) {
