@@ -293,9 +293,12 @@ export function runVmm(
       onOut?.(r.out, child.pid, nowMs() - t0);
     });
     child.stderr!.on('data', (d: string) => (r.err += d));
+    // On timeout, SIGTERM first: sparkler then stops the VM and flushes its metrics (what a hang leaves to look at).
+    let killer: NodeJS.Timeout | undefined;
     const timer = setTimeout(() => {
       r.timedOut = true;
-      child.kill('SIGKILL');
+      child.kill('SIGTERM');
+      killer = setTimeout(() => child.kill('SIGKILL'), 3000);
     }, timeoutS * 1000);
     child.on('exit', () => (r.exitMs = nowMs() - t0));
     let done = false;
@@ -303,6 +306,7 @@ export function runVmm(
       if (done) return;
       done = true;
       clearTimeout(timer);
+      clearTimeout(killer);
       child.stdin!.destroy();
       r.code = code;
       r.signal = signal;

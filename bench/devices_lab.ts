@@ -217,6 +217,8 @@ async function one(vmm: Vmm, iter: number, warmup: boolean): Promise<void> {
   }, vmm === 'sparkler' && p.v8Flags ? { SPARKLER_V8_FLAGS: p.v8Flags } : undefined);
   fs.writeFileSync(path.join(p.workDir, `console-${vmm}-${warmup ? 'w' : ''}${iter + 1}.txt`), r.out);
   fs.writeFileSync(path.join(p.workDir, `stderr-${vmm}-${warmup ? 'w' : ''}${iter + 1}.txt`), r.err);
+  // The VMM's metrics (flushed at start and stop, also after a timeout's SIGTERM): the device counters of a run that went wrong.
+  if (fs.existsSync(metricsFile)) fs.copyFileSync(metricsFile, path.join(p.workDir, `metrics-${vmm}-${warmup ? 'w' : ''}${iter + 1}.ndjson`));
   const g = parseGuest(r.out);
   // TS narrows `sample` to its initial null (it is assigned in a callback): read it back through a cast.
   const mem = (sample as ReturnType<typeof trySampleMemory> | null)?.mem ?? null;
