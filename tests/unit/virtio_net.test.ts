@@ -476,6 +476,22 @@ describe('virtio-net over a real TAP', () => {
     assert.ok(m['tap_write_agg.sum_us']! >= 0 && m['tap_write_agg.max_us']! >= m['tap_write_agg.min_us']!);
   });
 
+  test('TX with EVENT_IDX: batch after batch, a guest that kicks only when avail_event says so gets every frame out', async () => {
+    // After each drain the device must ask for the next kick (avail_event = its next_avail) with the ring
+    // seen empty after that: otherwise the driver's next publish does not step over avail_event, it does
+    // not kick, and its frames sit on the ring for good (a guest's TCP stalls with no error anywhere).
+    const r = rig(BASE | EVENT_IDX);
+    const batches = 40;
+    for (let b = 0; b < batches; b++) {
+      r.transmit([0, 1, 2].map((i) => testFrame(5000 + 3 * b + i, 80)));
+      r.txDrv.drainUsed();
+    }
+    const got = await host.recvMatching((fr) => (markerOf(fr) ?? 0) >= 5000, 3 * batches);
+    assert.deepEqual(got.map(markerOf), Array.from({ length: 3 * batches }, (_, i) => 5000 + i));
+    assert.equal(r.txDrv.kicks, batches, 'one kick per batch: each publish stepped over the avail_event the device had just written');
+    assert.equal(r.dev.metrics['tx_packets_count'], 3 * batches);
+  });
+
   test('TX: a frame whose source is not the guest MAC is counted as spoofed, and still sent', async () => {
     const r = rig(BASE, { guestMac: GUEST_MAC });
     r.transmit([testFrame(10, 64), testFrame(11, 64, Uint8Array.from([2, 0, 0, 0, 0, 9]))]);
@@ -605,10 +621,14 @@ describe('virtio-net over a real TAP', () => {
     return seen;
   }
 
-  async function rxStream(r: Rig, total: number, sizes: readonly number[], chainLen: number): Promise<RxFrameSeen[]> {
+  /**
+   * The host sends `total` frames in bursts of 8; the guest refills its ring whenever at least
+   * `refillAt` descriptors are free (1: at once; Linux waits for a batch, so the device runs dry).
+   */
+  async function rxStream(r: Rig, total: number, sizes: readonly number[], chainLen: number, refillAt = 1): Promise<RxFrameSeen[]> {
     const seen: RxFrameSeen[] = [];
     const refill = (): void => {
-      if (r.rxDrv.freeDescriptors > 0) r.postRx(r.rxDrv.freeDescriptors, chainLen);
+      if (r.rxDrv.freeDescriptors >= refillAt) r.postRx(r.rxDrv.freeDescriptors, chainLen);
     };
     refill();
     for (let sent = 0; sent < total;) {
@@ -642,6 +662,21 @@ describe('virtio-net over a real TAP', () => {
     assert.equal(m['rx_fails'], 0);
     assert.equal(r.dev.hasDeferredRxFrame, false);
     assert.ok(r.dev.heldRxChains * 1024 >= MAX_BUFFER_SIZE, 'still holding a whole frame of buffers');
+  });
+
+  test('RX with MRG_RXBUF and EVENT_IDX: a guest that refills in batches lets the device run dry again and again, and each refill wakes it', async () => {
+    // 256 chains of 1024 bytes, 65 of which the device holds to take any frame: refilling only once 192
+    // are free leaves the ring empty under the device many times. Each time it must have asked for a
+    // kick (avail_event = its next_avail, after taking the last entries straight off the ring), and the
+    // guest's next refill must step over it: a missed kick stalls the stream, as a lost RX kick would
+    // stall a guest's TCP for good.
+    const r = rig(BASE | MRG | EVENT_IDX | GUEST_OFFLOADS);
+    await rxStream(r, 1500, [60, 1514, 9000, 4000], 1024, 192);
+    const m = r.dev.metrics;
+    assert.equal(m['rx_packets_count'], 1500);
+    assert.ok(m['no_rx_avail_buffer'] > 20, `the device ran dry ${m['no_rx_avail_buffer']} times`);
+    assert.ok(m['rx_queue_event_count'] >= m['no_rx_avail_buffer'] - 1, 'and was kicked after each');
+    assert.equal(m['rx_fails'], 0);
   });
 
   test('RX with MRG_RXBUF: rings that straddle two host mappings work the same (through the queue and a GuestView)', async () => {
