@@ -62,6 +62,7 @@ const USAGE = `usage: bench/devices [options]
   --lab-retries N   start the lab again when it ends before any boot (default 1)
   --qemu-machine M  QEMU's -M value (default microvm,acpi=on)
   --io-engine E     sparkler's drive io_engine: Sync (default) or Async (io_uring)
+  --only VMM        boot only this VMM (sparkler or qemu): for hunting a rare failure, not for ratios
   --v8-flags "F"    extra V8 flags for sparkler, set once its vCPUs run (SPARKLER_V8_FLAGS; diagnostics,
                     e.g. "--trace-opt --trace-deopt": the traces land in the runs' console files)
   --host            only part 3: the device models through the test harness on this host
@@ -90,6 +91,7 @@ interface Options extends OutputOptions {
   ioEngine: 'Sync' | 'Async';
   /** Extra V8 flags for sparkler (SPARKLER_V8_FLAGS), or null. */
   v8Flags: string | null;
+  only: Vmm | null;
   lab: boolean;
   host: boolean;
   hostReps: number;
@@ -102,7 +104,7 @@ const { usage, log } = cli;
 function parseArgs(argv: string[]): Options {
   const o: Options = {
     runs: 3, warmups: 1, ddMib: DEFAULT_MIB, ddBsKiB: 1024, randSeconds: 5, netMib: DEFAULT_MIB, netRecvMib: null, memMib: 256, timeoutS: null, labRetries: 1,
-    qemuMachine: 'microvm,acpi=on', ioEngine: 'Sync', v8Flags: null, lab: true, host: false, hostReps: 3, hostSeconds: 1, markdown: false, out: null, report: null,
+    qemuMachine: 'microvm,acpi=on', ioEngine: 'Sync', v8Flags: null, only: null, lab: true, host: false, hostReps: 3, hostSeconds: 1, markdown: false, out: null, report: null,
   };
   const { num } = cli;
   cli.forEachFlag(argv, (flag, val) => {
@@ -122,6 +124,12 @@ function parseArgs(argv: string[]): Options {
         const v = val();
         if (v !== 'Sync' && v !== 'Async') usage('--io-engine needs Sync or Async');
         o.ioEngine = v as 'Sync' | 'Async';
+        break;
+      }
+      case '--only': {
+        const v = val();
+        if (v !== 'sparkler' && v !== 'qemu') usage('--only needs sparkler or qemu');
+        o.only = v as Vmm;
         break;
       }
       case '--v8-flags': o.v8Flags = val() ?? usage('--v8-flags needs a value'); break;
@@ -284,6 +292,7 @@ async function lab(o: Options, outDir: string): Promise<LabPart> {
     qemuMachine: o.qemuMachine,
     ioEngine: o.ioEngine,
     ...(o.v8Flags ? { v8Flags: o.v8Flags } : {}),
+    ...(o.only ? { only: o.only } : {}),
     memMib: o.memMib,
     vcpus: 1,
     runs: o.runs,
@@ -309,7 +318,7 @@ async function lab(o: Options, outDir: string): Promise<LabPart> {
   const paramsFile = path.join(outDir, 'lab-params.json');
   const resultsFile = path.join(outDir, 'lab-results.json');
   fs.writeFileSync(paramsFile, JSON.stringify(params, null, 1));
-  const boots = 2 * (o.warmups + o.runs);
+  const boots = (o.only ? 1 : 2) * (o.warmups + o.runs);
   const labScript = path.join(projectRoot, 'dist', 'bench', 'devices_lab.js');
   const direct = hostRunsLinuxGuests();
   const perBootS = 25 + o.ddMib / 16 + o.randSeconds + (o.netMib + recvMib) / 2;

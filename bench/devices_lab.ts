@@ -209,12 +209,14 @@ async function one(vmm: Vmm, iter: number, warmup: boolean): Promise<void> {
   const { file, args } = command(vmm);
   let sender: ReturnType<typeof startSender> | null = null;
   let sample: ReturnType<typeof trySampleMemory> | null = null;
+  // sparkler writes each virtio device's ring indices and interrupt state to stderr when it stops
+  // (SPARKLER_DEVICE_STATE_AT_STOP): what a run stopped for a stalled guest left behind.
   const r = await runVmm(file, args, p.runTimeoutS, (out, pid, atMs) => {
     // The guest's sink listens: send now (the guest waits for it before bench-done).
     if (sender === null && recvMib > 0 && /^netbench recv-ready/m.test(out)) sender = startSender();
     // After the block tests, while the VMM runs: how its guest RAM is backed (THP or 4 KiB pages).
     if (sample === null && /^blkbench randread/m.test(out)) sample = trySampleMemory(pid, p.memMib, atMs);
-  }, vmm === 'sparkler' && p.v8Flags ? { SPARKLER_V8_FLAGS: p.v8Flags } : undefined);
+  }, vmm === 'sparkler' ? { SPARKLER_DEVICE_STATE_AT_STOP: '1', ...(p.v8Flags ? { SPARKLER_V8_FLAGS: p.v8Flags } : {}) } : undefined);
   fs.writeFileSync(path.join(p.workDir, `console-${vmm}-${warmup ? 'w' : ''}${iter + 1}.txt`), r.out);
   fs.writeFileSync(path.join(p.workDir, `stderr-${vmm}-${warmup ? 'w' : ''}${iter + 1}.txt`), r.err);
   // The VMM's metrics (flushed at start and stop, also after a timeout's SIGTERM): the device counters of a run that went wrong.
@@ -282,13 +284,13 @@ for (const f of [p.kernel, p.initrd, image]) fs.readFileSync(f);
 
 try {
   for (let w = 0; w < p.warmups; w++) {
-    await one('sparkler', w, true);
-    await one('qemu', w, true);
+    if (p.only !== 'qemu') await one('sparkler', w, true);
+    if (p.only !== 'sparkler') await one('qemu', w, true);
   }
   for (let i = 0; i < p.runs; i++) {
     // Alternate which VMM goes first, so neither always runs right after the other's disk writes.
     const order: Vmm[] = i % 2 === 0 ? ['sparkler', 'qemu'] : ['qemu', 'sparkler'];
-    for (const vmm of order) await one(vmm, i, false);
+    for (const vmm of order) if (!p.only || vmm === p.only) await one(vmm, i, false);
   }
 } finally {
   results.finishedAt = new Date().toISOString();

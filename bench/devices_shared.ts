@@ -22,6 +22,8 @@ export interface DevLabParams {
   ioEngine?: 'Sync' | 'Async';
   /** Extra V8 flags for sparkler (SPARKLER_V8_FLAGS, diagnostics), if any. */
   v8Flags?: string;
+  /** Boot only this VMM (--only: hunting a rare failure); absent: both, alternating. */
+  only?: Vmm;
   memMib: number;
   vcpus: number;
   /** Timed runs per VMM (alternating) and untimed warm-up runs of each first. */

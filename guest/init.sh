@@ -41,6 +41,17 @@ for word in $cmdline; do
   case "$word" in sparkler.cmd=*) cmd=${word#sparkler.cmd=} ;; esac
 done
 
+# netdiag TAG: the guest's view of eth0 on one console line each (bench/devices' stall watchdog):
+# virtio interrupt counts, the device's packet counters, TCP's counters and the sockets' queues.
+netdiag() {
+  echo "netdiag $1 irq" $(grep virtio /proc/interrupts)
+  s=/sys/class/net/eth0/statistics
+  echo "netdiag $1 eth0 rx_packets=$(cat $s/rx_packets) tx_packets=$(cat $s/tx_packets)" \
+    "rx_dropped=$(cat $s/rx_dropped) tx_dropped=$(cat $s/tx_dropped) tx_errors=$(cat $s/tx_errors)"
+  echo "netdiag $1 snmp" $(grep '^Tcp:' /proc/net/snmp | tail -1)
+  echo "netdiag $1 tcp" $(tail -n +2 /proc/net/tcp | cut -c1-110)
+}
+
 case "$cmd" in
   reboot) ;;
   shell)
@@ -145,7 +156,13 @@ case "$cmd" in
       hip=${net%%:*}; rest=${net#*:}; port=${rest%%:*}; nmib=${rest#*:}
       echo "netbench eth0-features=$(cat /sys/class/net/eth0/device/features 2>&1)"
       if ip link set eth0 up && ip addr add "$gip/30" dev eth0; then
+        # A watchdog for a transfer that stalls (seen once in ~40 sparkler runs): after 45 s and again
+        # after 60 s it prints the guest's view (interrupt counts, eth0 and TCP counters, socket queues),
+        # so the two dumps show whether anything still moves and on which side of the device it stopped.
+        ( sleep 45; netdiag 1; sleep 15; netdiag 2 ) &
+        wd=$!
         echo "netbench" $(randread send "$hip" "$port" "$nmib" 2>&1)
+        kill "$wd" 2>/dev/null
         if [ -n "$rport" ]; then
           # Host -> guest: the sink's lines are relayed as they come, so "recv-ready" is on the console as
           # soon as it listens (the host starts sending then); the pipeline ends with the sink, which gives

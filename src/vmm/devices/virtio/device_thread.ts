@@ -80,6 +80,8 @@ class DeviceRunner {
   };
 
   private readonly irq: IrqLine;
+  /** The queues of the current activation (for stateLine). */
+  private queues: Queue[] = [];
 
   private interrupt = (): void => {
     this.transport.raiseInterrupt(VIRTIO_MMIO_INT_VRING);
@@ -114,6 +116,7 @@ class DeviceRunner {
         }
         queues.push(q);
       }
+      this.queues = queues;
       try {
         this.backend.activate({ mem, queues, ackedFeatures: acked, interrupt: this.interrupt, events: this.backendEvents });
       } catch (e) {
@@ -146,6 +149,42 @@ class DeviceRunner {
     this.transport.setConfig(b.configSpace());
     this.transport.raiseInterrupt(VIRTIO_MMIO_INT_CONFIG);
     this.irq.pulse();
+  }
+
+  /**
+   * The device's notification state in one line, for diagnosing a stalled
+   * guest after the fact (SPARKLER_DEVICE_STATE_AT_STOP, see loop()): per
+   * queue the device's indices (next_avail, next_used = used.idx, the used
+   * index of the last interrupt check) and the driver's (avail.idx,
+   * used_event, avail.flags) and avail_event as the device last wrote it;
+   * then InterruptStatus and, for a net device, whether the TAP is polled.
+   * With these, a lost kick (avail.idx ahead of next_avail), a lost or
+   * suppressed interrupt (used.idx ahead of what the guest asked to be
+   * told about) and a stopped RX (TAP out of the loop) tell themselves apart.
+   */
+  stateLine(): string {
+    const parts = [`virtio ${this.w.id}: state at stop: active=${this.active} int_status=${this.transport.interruptStatus}`];
+    this.queues.forEach((q, i) => {
+      if (!q.ready) return parts.push(`q${i}: not ready`);
+      try {
+        const size = q.size;
+        const availIdx = mem.readU16(q.availRing + 2);
+        const availFlags = mem.readU16(q.availRing);
+        const usedEvent = mem.readU16(q.availRing + 4 + 2 * size);
+        const usedIdx = mem.readU16(q.usedRing + 2);
+        const availEvent = mem.readU16(q.usedRing + 4 + 8 * size);
+        parts.push(
+          `q${i}: next_avail=${q.nextAvail} avail.idx=${availIdx} avail.flags=${availFlags} avail_event=${availEvent}` +
+            ` next_used=${q.nextUsed} used.idx=${usedIdx} used_event=${usedEvent} signalled_used=${q.signalledUsed ?? '-'}`,
+        );
+      } catch (e) {
+        parts.push(`q${i}: ${(e as Error).message}`);
+      }
+      return undefined;
+    });
+    const net = this.backend as VirtioBackend & { tapRegistered?: boolean; heldRxChains?: number; hasDeferredRxFrame?: boolean };
+    if (net.tapRegistered !== undefined) parts.push(`tap_polled=${net.tapRegistered} held_rx_chains=${net.heldRxChains} rx_deferred=${net.hasDeferredRxFrame}`);
+    return parts.join('; ');
   }
 
   shutdown(): void {
@@ -203,6 +242,8 @@ function loop(): void {
     if (n === 0 && timeout >= 0) for (const r of runners.values()) if (r.retryInMs() !== undefined) r.retry();
   }
   postMetrics();
+  // Diagnostics for a run that was stopped because its guest stalled (bench/devices sets this).
+  if (process.env['SPARKLER_DEVICE_STATE_AT_STOP']) for (const r of runners.values()) post({ type: 'log', level: 'info', msg: r.stateLine() });
   // Backends close what they opened (vsock connections); fds handed in by the main thread are closed there.
   for (const r of runners.values()) r.shutdown();
   events.close();
