@@ -608,14 +608,22 @@ describe('virtio-net over a real TAP', () => {
    * sends `total` frames of the given sizes in bursts; every frame must
    * arrive whole, in order, in as many chains as it needs.
    */
-  /** Our test frames (those with a marker) the guest has received since the last call. */
-  const ourFrames = (r: Rig): RxFrameSeen[] => r.rxFrames().frames.filter((x) => markerOf(x.frame) !== undefined);
+  /** Our test frames (those with a marker) among `frames`. */
+  const ours = (frames: RxFrameSeen[]): RxFrameSeen[] => frames.filter((x) => markerOf(x.frame) !== undefined);
+  /** Our test frames the guest has received since the last call. */
+  const ourFrames = (r: Rig): RxFrameSeen[] => ours(r.rxFrames().frames);
 
-  /** Runs the loop until `n` of our test frames arrived and `also()` holds; returns them, in order. */
-  async function receiveFrames(r: Rig, n: number, also: () => boolean = () => true): Promise<RxFrameSeen[]> {
+  /**
+   * Runs the loop until `n` of our test frames arrived and `also()` holds;
+   * returns them, in order. Chains the device gave back unused meanwhile go
+   * to `returned`, when given.
+   */
+  async function receiveFrames(r: Rig, n: number, also: () => boolean = () => true, returned?: UsedElem[]): Promise<RxFrameSeen[]> {
     const seen: RxFrameSeen[] = [];
     await r.pump(() => {
-      seen.push(...ourFrames(r));
+      const x = r.rxFrames();
+      seen.push(...ours(x.frames));
+      returned?.push(...x.returned);
       return seen.length >= n && also();
     });
     return seen;
@@ -776,14 +784,8 @@ describe('virtio-net over a real TAP', () => {
     const good = d.addChain([{ len: 1526, write: true }], { publish: false });
     if (d.publish()) r.dev.processQueue(0);
     host.send(testFrame(61, 64));
-    const seen: RxFrameSeen[] = [];
     const returned: UsedElem[] = [];
-    await r.pump(() => {
-      const x = r.rxFrames();
-      seen.push(...x.frames.filter((y) => markerOf(y.frame) !== undefined));
-      returned.push(...x.returned);
-      return seen.length >= 1;
-    });
+    const seen = await receiveFrames(r, 1, undefined, returned);
     assert.deepEqual(returned.map((u) => u.id), [readable, tooSmall, 220]);
     assert.equal(seen[0]!.heads[0], good);
     assert.equal(r.dev.metrics['rx_fails'], 3);
@@ -810,14 +812,8 @@ describe('virtio-net over a real TAP', () => {
     if (d.publish()) r.dev.processQueue(0);
     const fr = testFrame(25, 3000); // 3012 bytes: g1, g2, g3
     host.send(fr);
-    const seen: RxFrameSeen[] = [];
     const returned: UsedElem[] = [];
-    await r.pump(() => {
-      const x = r.rxFrames();
-      seen.push(...x.frames.filter((y) => markerOf(y.frame) !== undefined));
-      returned.push(...x.returned);
-      return seen.length >= 1;
-    });
+    const seen = await receiveFrames(r, 1, undefined, returned);
     assert.deepEqual(returned.map((u) => u.id), [250, readable, tiny, 251], 'refused in ring order, length 0');
     assert.equal(r.dev.metrics['rx_fails'], 4);
     assert.deepEqual(seen[0]!.heads, [g1, g2, g3]);
