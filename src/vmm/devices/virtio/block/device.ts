@@ -381,8 +381,8 @@ export class BlockBackend implements VirtioBackend {
     const read = req.type === 'in';
     recordLatency(m, read ? 'read_agg' : 'write_agg', nowUs() - t0);
     m[read ? 'read_bytes' : 'write_bytes'] += bytes;
-    if (bytes !== req.dataLen) {
-      return this.failed(`${read ? 'IN' : 'OUT'} at sector ${req.sector}: ${bytes} of ${req.dataLen} bytes (${why})`, read ? bytes : 0);
+    if (bytes !== req.data.len) {
+      return this.failed(`${read ? 'IN' : 'OUT'} at sector ${req.sector}: ${bytes} of ${req.data.len} bytes (${why})`, read ? bytes : 0);
     }
     m[read ? 'read_count' : 'write_count']++;
     return { status: VIRTIO_BLK_S_OK, toGuest: read ? bytes : 0 };
@@ -398,7 +398,7 @@ export class BlockBackend implements VirtioBackend {
   private admit(req: BlockRequest): boolean {
     const rl = this.rateLimiter;
     if (!rl.consume(1, 'ops')) return false;
-    if ((req.type === 'in' || req.type === 'out') && !rl.consume(req.dataLen, 'bytes')) {
+    if ((req.type === 'in' || req.type === 'out') && !rl.consume(req.data.len, 'bytes')) {
       rl.manualReplenish(1, 'ops');
       return false;
     }

@@ -56,11 +56,9 @@ export interface BlockRequest {
   /**
    * The data: device-writable for IN and GET_ID (GET_ID: exactly the 20 ID
    * bytes), device-readable for OUT (after the header), empty for FLUSH.
-   * The status byte is never part of it.
+   * The status byte is never part of it; data.len is a multiple of 512 for IN/OUT.
    */
   readonly data: ChainSpan;
-  /** Total bytes of data, data.len (a multiple of 512 for IN/OUT). */
-  readonly dataLen: number;
   /** Guest address of the status byte (in RAM, device-writable). */
   readonly statusAddr: number;
 }
@@ -122,7 +120,7 @@ function request(
   dataWritable: boolean, dataSkip: number, dataLen: number, statusAddr: number,
 ): ParsedRequest {
   const data = { chain, writable: dataWritable, skip: dataSkip, len: dataLen };
-  return { kind: 'request', request: { type, sector, offset, data, dataLen, statusAddr } };
+  return { kind: 'request', request: { type, sector, offset, data, statusAddr } };
 }
 
 /**
