@@ -454,8 +454,7 @@ export class MmioTransport implements BusDevice {
         const i = this.selectedQueue();
         return i < 0 ? 0 : s.get(this.q(i, Q.READY));
       }
-      case R.INTERRUPT_STATUS:
-        return Atomics.load(s.cells, H.INT_STATUS + 1) >>> 0;
+      // R.INTERRUPT_STATUS: read() answers it before taking the lock.
       case R.STATUS:
         return s.get(H.STATUS) >>> 0;
       case R.SHM_LEN_LOW:
@@ -508,9 +507,7 @@ export class MmioTransport implements BusDevice {
         const hook = this.onQueueNotify;
         return hook ? () => hook(v & 0xffff, v) : undefined;
       }
-      case R.INTERRUPT_ACK: // write() takes it without the lock: here so that the switch covers every register
-        Atomics.and(s.cells, H.INT_STATUS + 1, ~v);
-        return undefined;
+      // R.INTERRUPT_ACK: write() applies it before taking the lock.
       case R.STATUS:
         return this.setStatus(v);
       case R.SHM_SEL:
