@@ -78,9 +78,7 @@ export class GuestMemory {
   }
 
   private regionFor(addr: number, len: number): GuestRegion {
-    const i = this.regionIndex(addr, len);
-    if (i < 0) throw new GuestMemoryError(addr, len);
-    return this.regions[i]!;
+    return this.regions[this.fieldRegion(addr, len)]!;
   }
 
   /** True when [addr, addr+len) lies inside one region. */
@@ -118,7 +116,7 @@ export class GuestMemory {
     this.slice(addr, len).fill(value);
   }
 
-  /** Index of the region holding the field [addr, addr+len); throws GuestMemoryError when none does. */
+  /** Index of the region holding all of [addr, addr+len); throws GuestMemoryError when none does. */
   private fieldRegion(addr: number, len: number): number {
     const i = this.regionIndex(addr, len);
     if (i < 0) throw new GuestMemoryError(addr, len);
