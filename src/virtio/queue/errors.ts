@@ -9,6 +9,7 @@
  * (§2.1.2). The `kind` field lets a device tell them apart without parsing
  * messages; the message always names the descriptor index and the problem.
  */
+import { GuestMemoryError } from '../../memory/guest_memory.js';
 
 export type QueueErrorKind =
   /** The queue's configuration (size, ring addresses, alignment) is invalid. */
@@ -48,4 +49,14 @@ export class QueueError extends Error {
     super(`virtqueue: ${message}`);
     this.name = 'QueueError';
   }
+}
+
+/**
+ * A GuestMemoryError raised while touching a ring or buffer (validation
+ * should make it impossible; this is the last line of defence) as a
+ * QueueError, so guest-controlled input only ever surfaces as QueueError;
+ * anything else unchanged. For `catch (e) { throw asQueueError(e); }`.
+ */
+export function asQueueError(e: unknown): unknown {
+  return e instanceof GuestMemoryError ? new QueueError('buffer-out-of-range', e.message) : e;
 }

@@ -14,5 +14,5 @@ export {
   type GuestBuffer,
   type IndirectTableInfo,
 } from './descriptor_chain.js';
-export { QueueError, type QueueErrorKind } from './errors.js';
+export { asQueueError, QueueError, type QueueErrorKind } from './errors.js';
 export { GuestView, guestSegments, rangeInRam } from './guest_view.js';

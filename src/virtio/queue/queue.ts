@@ -65,9 +65,8 @@ import {
   virtqDescTableSize,
   virtqUsedRingSize,
 } from '../../generated/virtio.js';
-import { GuestMemoryError } from '../../memory/guest_memory.js';
 import { DescriptorChain, parseDescriptorChain } from './descriptor_chain.js';
-import { QueueError } from './errors.js';
+import { asQueueError, QueueError } from './errors.js';
 import { GuestView, rangeInRam } from './guest_view.js';
 
 const fenceCell = new Int32Array(new SharedArrayBuffer(4));
@@ -488,11 +487,7 @@ export class Queue {
   }
 }
 
-/**
- * Runs `fn`, turning a GuestMemoryError (which validation should make
- * impossible, but this is the last line of defence) into a QueueError, so
- * guest-controlled input only ever surfaces as QueueError.
- */
+/** Runs `fn` with asQueueError applied to what it throws (the paths that are not hot; hot ones catch inline). */
 function guard<T>(fn: () => T): T {
   try {
     return fn();
@@ -501,7 +496,3 @@ function guard<T>(fn: () => T): T {
   }
 }
 
-/** guard()'s conversion, for the hot paths that catch inline rather than allocate a closure per call. */
-function asQueueError(e: unknown): unknown {
-  return e instanceof GuestMemoryError ? new QueueError('buffer-out-of-range', e.message) : e;
-}

@@ -75,9 +75,9 @@ import {
 } from '../../../../generated/virtio.js';
 import { EAGAIN, EBADFD, EPOLLIN, IOV_MAX } from '../../../../generated/libc.js';
 import { logger } from '../../../../logger/logger.js';
-import { GuestMemoryError, type GuestMemory } from '../../../../memory/guest_memory.js';
+import type { GuestMemory } from '../../../../memory/guest_memory.js';
 import * as libc from '../../../../sys/libc.js';
-import { DescriptorChain, fullFence, GuestView, QueueError, rangeInRam, type Queue } from '../../../../virtio/queue/index.js';
+import { asQueueError, DescriptorChain, fullFence, GuestView, QueueError, rangeInRam, type Queue } from '../../../../virtio/queue/index.js';
 import { RateLimiter, type BucketUpdate } from '../../../rate_limiter/index.js';
 import { popChain, REJECTED, retryDelayMs, type ActivateContext, type BackendEvents, type VirtioBackend, takeQueues } from '../backend.js';
 import { fsWritev, HostMap, hostScratch, IoVecArray } from '../iovec.js';
@@ -632,8 +632,7 @@ export class NetBackend implements VirtioBackend {
       q.nextUsed = idx;
       used.setU16(VIRTQ_USED_OFF_IDX, idx);
     } catch (e) {
-      if (e instanceof GuestMemoryError) throw new QueueError('buffer-out-of-range', e.message);
-      throw e;
+      throw asQueueError(e);
     }
   }
 
