@@ -349,6 +349,16 @@ test('chain spans: spanBuffers and SpanWalker cover a byte range of one part, ac
   }
 });
 
+test('describe: both sides\' ring indices in one line (a lost kick shows as avail.idx ahead of next_avail)', () => {
+  const { mem, drv, q } = setup({ eventIdx: true });
+  drv.addChain([{ data: bytes(1) }]);
+  drv.addChain([{ data: bytes(2) }]);
+  q.addUsed(mem, popOne(q, mem).head, 0);
+  assert.match(q.describe(mem), /^next_avail=1 avail\.idx=2 avail\.flags=\d+ avail_event=\d+ next_used=1 used\.idx=1 used_event=\d+ signalled_used=-$/);
+  q.reset();
+  assert.equal(q.describe(mem), 'not ready');
+});
+
 test('saveState/restore round-trips a queue mid-stream', () => {
   const { mem, drv, q } = setup({ eventIdx: true });
   drv.addChain([{ data: bytes(1) }]);

@@ -455,6 +455,26 @@ export class Queue {
     return n;
   }
 
+  /**
+   * Both sides' indices in one line, for diagnosing a stalled queue: the
+   * device's (next_avail, next_used, signalled_used) and what guest memory
+   * holds (avail.idx, avail.flags, used_event, used.idx, avail_event). A
+   * lost kick shows as avail.idx ahead of next_avail, a suppressed
+   * interrupt as used.idx past what used_event asked to be told about.
+   */
+  describe(mem: GuestMemory): string {
+    if (!this.ready) return 'not ready';
+    try {
+      const { avail, used } = this.views(mem);
+      const size = this._size;
+      return `next_avail=${this._nextAvail} avail.idx=${avail.u16(VIRTQ_AVAIL_OFF_IDX)} avail.flags=${avail.u16(VIRTQ_AVAIL_OFF_FLAGS)}` +
+        ` avail_event=${used.u16(VIRTQ_USED_OFF_RING + VIRTQ_USED_ELEM_SIZE * size)} next_used=${this._nextUsed}` +
+        ` used.idx=${used.u16(VIRTQ_USED_OFF_IDX)} used_event=${avail.u16(VIRTQ_AVAIL_OFF_RING + 2 * size)} signalled_used=${this.signalledUsed ?? '-'}`;
+    } catch (e) {
+      return (e as Error).message;
+    }
+  }
+
   saveState(): QueueState {
     return {
       maxSize: this.maxSize,

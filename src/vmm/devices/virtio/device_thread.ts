@@ -164,24 +164,7 @@ class DeviceRunner {
    */
   stateLine(): string {
     const parts = [`virtio ${this.w.id}: state at stop: active=${this.active} int_status=${this.transport.interruptStatus}`];
-    this.queues.forEach((q, i) => {
-      if (!q.ready) return parts.push(`q${i}: not ready`);
-      try {
-        const size = q.size;
-        const availIdx = mem.readU16(q.availRing + 2);
-        const availFlags = mem.readU16(q.availRing);
-        const usedEvent = mem.readU16(q.availRing + 4 + 2 * size);
-        const usedIdx = mem.readU16(q.usedRing + 2);
-        const availEvent = mem.readU16(q.usedRing + 4 + 8 * size);
-        parts.push(
-          `q${i}: next_avail=${q.nextAvail} avail.idx=${availIdx} avail.flags=${availFlags} avail_event=${availEvent}` +
-            ` next_used=${q.nextUsed} used.idx=${usedIdx} used_event=${usedEvent} signalled_used=${q.signalledUsed ?? '-'}`,
-        );
-      } catch (e) {
-        parts.push(`q${i}: ${(e as Error).message}`);
-      }
-      return undefined;
-    });
+    this.queues.forEach((q, i) => parts.push(`q${i}: ${q.describe(mem)}`));
     const net = this.backend as VirtioBackend & { tapRegistered?: boolean; heldRxChains?: number; hasDeferredRxFrame?: boolean };
     if (net.tapRegistered !== undefined) parts.push(`tap_polled=${net.tapRegistered} held_rx_chains=${net.heldRxChains} rx_deferred=${net.hasDeferredRxFrame}`);
     return parts.join('; ');
