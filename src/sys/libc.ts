@@ -68,10 +68,19 @@ export function close(fd: number): void {
   check('close', closeFn(fd));
 }
 
-/** ioctl with a pointer argument (a buffer the kernel reads and/or fills) or a plain value. */
+/**
+ * ioctl with a pointer argument (a buffer the kernel reads and/or fills) or a
+ * plain value. EINTR is retried: KVM_CREATE_VM, for one, fails with it when
+ * any signal arrives meanwhile (mm_take_all_locks gives up on a pending
+ * signal), e.g. a profiler's SIGPROF. KVM_RUN, whose EINTR means "kicked",
+ * goes through ioctlRaw instead.
+ */
 export function ioctl(fd: number, req: number, arg: IoctlArg, name: string): number {
-  const ret = arg instanceof Uint8Array ? ioctlPtr(fd, req, arg) : ioctlVal(fd, req, arg);
-  return check(name, ret);
+  const ret = arg instanceof Uint8Array
+    ? retryRaw(() => ioctlPtr(fd, req, arg))
+    : retryRaw(() => ioctlVal(fd, req, arg));
+  if (ret < 0) throw new SysError(name, -ret);
+  return ret;
 }
 
 /**
@@ -196,7 +205,6 @@ const getsockoptFn = lib.func('int getsockopt(int fd, int level, int name, void 
 const setsockoptFn = lib.func('int setsockopt(int fd, int level, int name, const void *val, unsigned int len)') as (fd: number, l: number, n: number, v: Uint8Array, len: number) => number;
 const unlinkFn = lib.func('int unlink(const char *path)') as (p: string) => number;
 
-/** ret, or -errno when ret < 0; EINTR retried. */
 /** Runs a raw libc call until it is not interrupted (EINTR): its result, or -errno. */
 export function retryRaw(call: () => number): number {
   for (;;) {

@@ -67,6 +67,8 @@ export interface RunOptions extends VmConfig {
   args?: string[];
   /** Kill the VMM (SIGTERM, then SIGKILL 2 s later) after this long. Default 30 s. */
   timeoutMs?: number;
+  /** Options for node itself, before bin/sparkler (e.g. --cpu-prof). */
+  nodeArgs?: string[];
 }
 
 export interface RunResult {
@@ -112,15 +114,16 @@ function buildConfig(cfg: VmConfig): object {
 }
 
 /** How to execute bin/sparkler: with this node if it is a node script, directly otherwise. */
-function commandFor(args: string[]): { file: string; argv: string[] } {
+function commandFor(args: string[], nodeArgs: string[] = []): { file: string; argv: string[] } {
   if (!fs.existsSync(sparklerBin)) {
     throw new Error(`${sparklerBin} does not exist (is the VMM built? run \`npx tsc -p .\` in ${projectRoot})`);
   }
   const head = fs.readFileSync(sparklerBin, 'utf8').slice(0, 200);
   const firstLine = head.split('\n', 1)[0] ?? '';
   if (!firstLine.startsWith('#!') || /\bnode\b/.test(firstLine)) {
-    return { file: process.execPath, argv: [sparklerBin, ...args] };
+    return { file: process.execPath, argv: [...nodeArgs, sparklerBin, ...args] };
   }
+  if (nodeArgs.length > 0) throw new Error(`${sparklerBin} is not a node script: it takes no node options`);
   return { file: sparklerBin, argv: args };
 }
 
@@ -131,7 +134,7 @@ export function startSparkler(opts: RunOptions): SparklerProcess {
   const configPath = path.join(dir, 'vm.json');
   fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
   const args = ['--no-api', '--config-file', configPath, ...(opts.args ?? [])];
-  const { file, argv } = commandFor(args);
+  const { file, argv } = commandFor(args, opts.nodeArgs);
   const started = performance.now();
   // stdin is a pipe that stays open: the VMM sees neither a terminal nor EOF.
   const child = spawn(file, argv, { cwd: projectRoot, stdio: ['pipe', 'pipe', 'pipe'] });
