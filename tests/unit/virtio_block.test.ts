@@ -32,7 +32,7 @@ import {
   virtqUsedRingSize, VIRTIO_F_RING_INDIRECT_DESC, VIRTIO_BLK_F_SEG_MAX } from '../../src/generated/virtio.js';
 import * as libc from '../../src/sys/libc.js';
 import { QueueError } from '../../src/virtio/queue/index.js';
-import { BlockBackend, type CacheType } from '../../src/vmm/devices/virtio/block/index.js';
+import { BLOCK_SEG_MAX, BlockBackend, type CacheType } from '../../src/vmm/devices/virtio/block/index.js';
 import { RateLimiter, type RateLimiterConfig } from '../../src/vmm/rate_limiter/index.js';
 import { EventManager } from '../../src/vmm/event_manager.js';
 import { createTestMemory, KiB, MiB, TEST_HIGH_RAM_BASE, VirtioDriver, type BufferSpec, type UsedElem } from '../helpers/virtio_driver.js';
@@ -212,18 +212,18 @@ function usedRingRange(drv: VirtioDriver): [number, number] {
 // Identity: features, config space
 // ---------------------------------------------------------------------------
 
-test('identity: device type, one queue of 256, features by cache type and read-only, capacity config', () => {
+test('identity: device type, one queue of 512, features by cache type and read-only, capacity config', () => {
   const { fd } = diskFile(4096);
   const wb = new BlockBackend({ fd, sizeBytes: 3 * MiB + 100, readOnly: false, cacheType: 'Writeback', driveId: 'a' });
   assert.equal(wb.deviceType, VIRTIO_ID_BLOCK);
-  assert.deepEqual([...wb.queueMaxSizes], [256]);
+  assert.deepEqual([...wb.queueMaxSizes], [512]);
   const base = featureBit(VIRTIO_F_RING_EVENT_IDX) | featureBit(VIRTIO_F_RING_INDIRECT_DESC) | featureBit(VIRTIO_BLK_F_SEG_MAX);
   assert.equal(wb.availFeatures, base | featureBit(VIRTIO_BLK_F_FLUSH));
   assert.ok(!hasFeature(wb.availFeatures, VIRTIO_F_VERSION_1), 'the transport adds VERSION_1');
   const cfg = wb.configSpace();
   assert.equal(cfg.length, 16);
   assert.equal(new DataView(cfg.buffer).getBigUint64(0, true), BigInt((3 * MiB) / 512), 'capacity in sectors, tail bytes hidden');
-  assert.equal(new DataView(cfg.buffer).getUint32(12, true), 254, 'seg_max: requests of up to 254 segments (queue size - 2)');
+  assert.equal(new DataView(cfg.buffer).getUint32(12, true), 510, 'seg_max: requests of up to 510 segments (queue size - 2)');
 
   const unsafe = new BlockBackend({ fd, sizeBytes: 4096, readOnly: false, cacheType: 'Unsafe', driveId: 'b' });
   assert.equal(unsafe.availFeatures, base, 'Unsafe: no FLUSH');
@@ -327,9 +327,9 @@ test('a chain with the header split over two descriptors is parsed on bytes, not
   bytesEq(drv.read(u.buffers[2]!.addr, 512), Buffer.from(pattern(3 * 512, 512)));
 });
 
-test('1 MiB requests of 254 segments (SEG_MAX) in an indirect table, in host-mapped RAM split into two adjacent regions', () => {
+test('2 MiB requests of 510 segments (SEG_MAX) in an indirect table, in host-mapped RAM split into two adjacent regions', () => {
   // One mapping seen as two regions meeting at 3 MiB, as the VMM splits large RAM: segments cross the seam.
-  const size = 8 * MiB;
+  const size = 16 * MiB;
   const addr = libc.mmap(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
   mappings.push({ addr, size });
   const whole = new Uint8Array(libc.view(addr, size));
@@ -338,8 +338,9 @@ test('1 MiB requests of 254 segments (SEG_MAX) in an indirect table, in host-map
     { guestAddr: 0, size: seam, hostAddr: addr, bytes: whole.subarray(0, seam) },
     { guestAddr: seam, size: size - seam, hostAddr: addr + BigInt(seam), bytes: whole.subarray(seam) },
   ]);
-  const { drv, dev, fd } = setup({ mem, size: 4 * MiB, queueSize: 16, dataBase: 2 * MiB, dataSize: 4 * MiB });
-  const SEGS = 254;
+  const { drv, dev, fd } = setup({ mem, size: 4 * MiB, queueSize: 16, dataBase: 2 * MiB, dataSize: 12 * MiB });
+  const SEGS = BLOCK_SEG_MAX;
+  assert.equal(SEGS, 510);
   const seg = 4096;
   // OUT: the header and the first 512 data bytes share the first descriptor.
   const data = new Uint8Array(randomBytes(512 + SEGS * seg));
@@ -355,7 +356,7 @@ test('1 MiB requests of 254 segments (SEG_MAX) in an indirect table, in host-map
   assert.equal(statusOf(drv, usedOne(drv)), VIRTIO_BLK_S_OK);
   bytesEq(readFile(fd, 8 * 512, data.length), Buffer.from(data), 'the file has every segment, in order');
 
-  // IN of the same extent into 254 segments, then the status in its own descriptor.
+  // IN of the same extent into SEGS segments, then the status in its own descriptor.
   drv.addIndirectChain([
     { data: hdr(VIRTIO_BLK_T_IN, 9) },
     ...Array.from({ length: SEGS }, () => ({ data: filled(seg), write: true })),

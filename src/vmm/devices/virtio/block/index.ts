@@ -1,5 +1,5 @@
 export {
-  BLOCK_CONFIG_SIZE, BLOCK_QUEUE_SIZES, BlockBackend, blockDeviceId, type BlockBackendOptions, type CacheType,
+  BLOCK_CONFIG_SIZE, BLOCK_QUEUE_SIZES, BLOCK_SEG_MAX, BlockBackend, blockDeviceId, type BlockBackendOptions, type CacheType,
 } from './device.js';
 export { transfer, type IoDirection, type IoResult } from './io.js';
 export { createBlockMetrics, recordLatency, type BlockMetrics } from './metrics.js';

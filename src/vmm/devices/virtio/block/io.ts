@@ -75,8 +75,7 @@ let iov: IoVecArray | undefined;
  * reports the error). Host addresses stay JS numbers and the chain is walked
  * in place: this runs once per request with up to SEG_MAX buffers.
  */
-function vectored(dir: IoDirection, fd: number, mem: GuestMemory, span: ChainSpan, offset: number): number | undefined {
-  const map = HostMap.cached(mem);
+function vectored(dir: IoDirection, fd: number, map: HostMap | undefined, span: ChainSpan, offset: number): number | undefined {
   if (map === undefined) return undefined;
   iov ??= new IoVecArray(IOV_MAX);
   const n = map.appendSpan(iov, span, IOV_MAX);
@@ -87,12 +86,13 @@ function vectored(dir: IoDirection, fd: number, mem: GuestMemory, span: ChainSpa
 
 /**
  * Reads the file at `offset` into the span's guest buffers (dir 'read'), or
- * writes them to the file at `offset` (dir 'write'), in order.
+ * writes them to the file at `offset` (dir 'write'), in order. `map`: the
+ * memory's HostMap when the caller keeps it (looked up otherwise).
  * Never throws: a failure is reported with the count done so far.
  */
-export function transfer(dir: IoDirection, fd: number, mem: GuestMemory, span: ChainSpan, offset: number): IoResult {
+export function transfer(dir: IoDirection, fd: number, mem: GuestMemory, span: ChainSpan, offset: number, map = HostMap.cached(mem)): IoResult {
   const total = span.len;
-  const fast = vectored(dir, fd, mem, span, offset);
+  const fast = vectored(dir, fd, map, span, offset);
   if (fast === total) return { bytes: total };
   if (fast !== undefined) {
     const rest = pieceByPiece(dir, fd, mem, spanBuffers({ ...span, skip: span.skip + fast, len: total - fast }), offset + fast);
