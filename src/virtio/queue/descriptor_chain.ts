@@ -427,6 +427,9 @@ export function parseDescriptorChain(
   let inIndirect = false;
   let index = head;
   let count = 0;
+  // [okStart, okEnd): a region known to be RAM (empty until the first buffer is checked).
+  let okStart = 0;
+  let okEnd = -1;
 
   for (;;) {
     if (++count > tableSize) {
@@ -443,8 +446,9 @@ export function parseDescriptorChain(
     const lo = view.u32(off);
     const hi = view.u32(off + 4);
     const len = view.u32(off + 8);
-    const flags = view.u16(off + 12);
-    const next = view.u16(off + 14);
+    const flagsNext = view.u32(off + 12); // le16 flags, then le16 next
+    const flags = flagsNext & 0xffff;
+    const next = flagsNext >>> 16;
     const addr = hi * TWO_32 + lo;
 
     if (flags & VIRTQ_DESC_F_INDIRECT) {
@@ -467,13 +471,21 @@ export function parseDescriptorChain(
       continue;
     }
 
-    if (len > 0 && (hi >= ADDR_HI_LIMIT || !rangeInRam(mem, addr, len))) {
-      throw new QueueError(
-        'buffer-out-of-range',
-        `${where(chain, inIndirect, index)}: buffer [0x${addr.toString(16)}, +0x${len.toString(16)}) is not in guest RAM [chain head ${head}]`,
-        index,
-        head,
-      );
+    // Buffers are checked against the region of the last one first (nearly always theirs).
+    if (len > 0 && !(addr >= okStart && addr + len <= okEnd)) {
+      if (hi >= ADDR_HI_LIMIT || !rangeInRam(mem, addr, len)) {
+        throw new QueueError(
+          'buffer-out-of-range',
+          `${where(chain, inIndirect, index)}: buffer [0x${addr.toString(16)}, +0x${len.toString(16)}) is not in guest RAM [chain head ${head}]`,
+          index,
+          head,
+        );
+      }
+      const r = mem.regionIndex(addr, len);
+      if (r >= 0) {
+        okStart = mem.regions[r]!.guestAddr;
+        okEnd = okStart + mem.regions[r]!.size;
+      }
     }
     if (flags & VIRTQ_DESC_F_WRITE) {
       seenWritable = true;

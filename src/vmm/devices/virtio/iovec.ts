@@ -22,6 +22,9 @@ const TWO_32 = 2 ** 32;
 
 /** The host mapping of every guest region, for turning guest ranges into host iovecs. */
 export class HostMap {
+  /** Index of the region the last lookup found. */
+  private last = 0;
+
   private constructor(
     private readonly starts: readonly number[],
     private readonly ends: readonly number[],
@@ -56,10 +59,16 @@ export class HostMap {
    */
   append(iov: IoVecArray, at: number, addr: number, len: number, limit: number): number {
     const { starts, ends, hosts } = this;
+    // A request's buffers are nearly always in the region of the previous one: try it first.
+    let i = this.last;
     while (len > 0) {
-      let i = 0;
-      while (i < starts.length && !(addr >= starts[i]! && addr < ends[i]!)) i++;
-      if (i === starts.length || at >= limit) return -1;
+      if (!(addr >= starts[i]! && addr < ends[i]!)) {
+        i = 0;
+        while (i < starts.length && !(addr >= starts[i]! && addr < ends[i]!)) i++;
+        if (i === starts.length) return -1;
+        this.last = i;
+      }
+      if (at >= limit) return -1;
       const n = Math.min(len, ends[i]! - addr);
       iov.set(at++, hosts[i]! + (addr - starts[i]!), n);
       addr += n;
@@ -94,22 +103,27 @@ const walker = new SpanWalker();
  */
 export class IoVecArray {
   readonly bytes: Uint8Array;
-  private readonly dv: DataView;
+  /** The entries as 32-bit words (x86-64 and arm64 are little-endian: low word first). */
+  private readonly words: Uint32Array;
 
   constructor(readonly capacity: number, over?: Uint8Array) {
     if (over !== undefined && over.byteLength < capacity * SIZEOF_IOVEC) {
       throw new RangeError(`${over.byteLength} bytes cannot hold ${capacity} iovecs`);
     }
     this.bytes = over ?? new Uint8Array(capacity * SIZEOF_IOVEC);
-    this.dv = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
+    this.words = new Uint32Array(this.bytes.buffer, this.bytes.byteOffset, capacity * (SIZEOF_IOVEC / 4));
   }
 
+  /** Entry i = { host, len }. Both are integers below 2^53; `x >>> 0` is x mod 2^32 (no fmod, no floor). */
   set(i: number, host: number, len: number): void {
-    const o = i * SIZEOF_IOVEC;
-    this.dv.setUint32(o, host % TWO_32, true);
-    this.dv.setUint32(o + 4, Math.floor(host / TWO_32), true);
-    this.dv.setUint32(o + 8, len % TWO_32, true);
-    this.dv.setUint32(o + 12, Math.floor(len / TWO_32), true);
+    const w = this.words;
+    const o = i * 4;
+    const hostLo = host >>> 0;
+    const lenLo = len >>> 0;
+    w[o] = hostLo;
+    w[o + 1] = (host - hostLo) / TWO_32;
+    w[o + 2] = lenLo;
+    w[o + 3] = (len - lenLo) / TWO_32;
   }
 
   /** Entries from `start` on, as the pointer to hand to readv/writev. */

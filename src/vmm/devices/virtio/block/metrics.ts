@@ -34,12 +34,17 @@ export function createBlockMetrics(): BlockMetrics {
   return m;
 }
 
+/** The three stores of each latency aggregate, named once: recordLatency runs per request. */
+const AGG_KEYS = {
+  read_agg: { min: 'read_agg.min_us', max: 'read_agg.max_us', sum: 'read_agg.sum_us' },
+  write_agg: { min: 'write_agg.min_us', max: 'write_agg.max_us', sum: 'write_agg.sum_us' },
+} as const;
+
 /** Records one duration (µs) in a LatencyAggregateMetrics (`<name>.min_us` / `.max_us` / `.sum_us`). */
 export function recordLatency(m: BlockMetrics, name: 'read_agg' | 'write_agg', us: number): void {
   const v = Math.round(us);
-  const minKey = `${name}.min_us`;
-  const maxKey = `${name}.max_us`;
-  if (m[minKey] === 0 || v < m[minKey]) m[minKey] = v;
-  if (v > m[maxKey]) m[maxKey] = v;
-  m[`${name}.sum_us`] += v;
+  const k = AGG_KEYS[name];
+  if (m[k.min] === 0 || v < m[k.min]!) m[k.min] = v;
+  if (v > m[k.max]!) m[k.max] = v;
+  m[k.sum] += v;
 }
