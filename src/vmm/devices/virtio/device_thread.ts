@@ -7,6 +7,7 @@
  */
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { VIRTIO_MMIO_INT_CONFIG, VIRTIO_MMIO_INT_VRING } from '../../../generated/virtio.js';
+import { EPOLLET, EPOLLIN } from '../../../generated/libc.js';
 import { Queue, QueueError } from '../../../virtio/queue/index.js';
 import { IrqLine } from '../../../kvm/irq_line.js';
 import { drainEventFd, EventManager } from '../../event_manager.js';
@@ -58,10 +59,10 @@ class DeviceRunner {
       drainEventFd(w.activateFd);
       this.onStatusChange();
     });
-    w.queueFds.forEach((fd, i) => events.add(fd, () => {
-      drainEventFd(fd);
-      this.process(i);
-    }));
+    // Queue notifications edge-triggered, never read: each kick (KVM's eventfd_signal) wakes
+    // epoll again whatever the counter holds, so the read(2) per kick a level-triggered
+    // eventfd needs is saved (the 64-bit counter cannot fill up at one increment per kick).
+    w.queueFds.forEach((fd, i) => events.add(fd, () => this.process(i), EPOLLIN | EPOLLET));
   }
 
   /** Backend fds go into the thread's epoll loop; a throwing handler puts the device in NEEDS_RESET instead of killing the thread. */
