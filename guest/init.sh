@@ -86,6 +86,25 @@ case "$cmd" in
     read -r t1 _ < /proc/uptime
     echo "ratetest bytes=16777216 start=$t0 end=$t1"
     ;;
+  drivetest)
+    # PATCH /drives on a running VM (tests/lab/drive_update.test.ts). The host swaps vda's backing file
+    # for a larger one: the size and first bytes before and after (the config-change interrupt resizes
+    # the disk; O_DIRECT reads skip the page cache). Then the host sets a rate limiter on the drive:
+    # read 16 MiB and report the uptime around it, as ratetest.
+    size() { cat /sys/block/vda/size; }
+    head16() { dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null | head -c 16; }
+    s0=$(size)
+    echo "drive-before size=$s0 head=$(head16)"
+    i=0
+    while [ "$(size)" = "$s0" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+    echo "drive-after size=$(size) head=$(head16)"
+    # The host PATCHes the rate limiter as soon as it reads drive-after.
+    sleep 3
+    read -r t0 _ < /proc/uptime
+    dd if=/dev/vda of=/dev/null bs=65536 count=256 iflag=direct 2>/dev/null
+    read -r t1 _ < /proc/uptime
+    echo "drive-rate bytes=16777216 start=$t0 end=$t1"
+    ;;
   nettest)
     # virtio-net (tests/lab/net_vsock.test.ts): the host's TAP end is 169.254.100.1/30. Ping it, then
     # stay up while the host pings back, until the host says "net-done" over TCP port 7000 (60 s at most).
