@@ -37,9 +37,35 @@ devmem 0xc0000000 8 123 || echo "sparkler-init: boot timer write failed"
 
 cmd=reboot
 read -r cmdline < /proc/cmdline
+root=; rootmode=ro
 for word in $cmdline; do
-  case "$word" in sparkler.cmd=*) cmd=${word#sparkler.cmd=} ;; esac
+  case "$word" in
+    sparkler.cmd=*) cmd=${word#sparkler.cmd=} ;;
+    root=*) root=${word#root=} ;;
+    rw) rootmode=rw ;;
+  esac
 done
+
+# A root drive (is_root_device: the VMM put root=/dev/vda and ro or rw on the command line): mount it
+# and hand over to its /sbin/init, as a kernel with built-in virtio drivers would do itself (this
+# kernel has them as modules, loaded above).
+if [ -n "$root" ]; then
+  case "$root" in
+    /dev/*)
+      i=0
+      while [ ! -b "$root" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+      mkdir -p /newroot
+      if mount -t ext4 -o "$rootmode" "$root" /newroot; then
+        echo "sparkler-init: root $root ($rootmode), starting its /sbin/init"
+        umount /sys /proc
+        mount --move /dev /newroot/dev 2>/dev/null || umount /dev
+        exec switch_root /newroot /sbin/init
+      fi
+      echo "sparkler-init: cannot mount root $root"
+      ;;
+    *) echo "sparkler-init: root=$root is not a /dev path; staying in the initramfs" ;;
+  esac
+fi
 
 # netdiag TAG: the guest's view of eth0 on one console line each (bench/devices' stall watchdog):
 # virtio interrupt counts, the device's packet counters, TCP's counters and the sockets' queues.

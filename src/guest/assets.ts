@@ -59,7 +59,7 @@ const MANIFEST_FILE = 'manifest.json';
 /** Drivers for Firecracker's devices (all virtio-mmio) and the root filesystem. */
 export const GUEST_MODULES = ['virtio_mmio', 'virtio_blk', 'virtio_net', 'vmw_vsock_virtio_transport', 'virtio_rng', 'ext4'] as const;
 /** Applets guest/init.sh runs; busybox must have all of them. */
-const INIT_APPLETS = ['sh', 'mount', 'insmod', 'nproc', 'uname', 'devmem', 'setsid', 'cttyhack', 'reboot', 'poweroff'];
+const INIT_APPLETS = ['sh', 'mount', 'insmod', 'nproc', 'uname', 'devmem', 'setsid', 'cttyhack', 'reboot', 'poweroff', 'switch_root'];
 /** A few more for `sparkler.cmd=shell` sessions. */
 const SHELL_APPLETS = ['cat', 'dd', 'dmesg', 'free', 'ip', 'ls', 'lsmod', 'mkdir', 'ps', 'sleep', 'sync', 'umount', 'wc'];
 /** For the network tests' `sparkler.cmd=nettest` (tests/lab/net_vsock.test.ts). */

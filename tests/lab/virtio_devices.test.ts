@@ -4,7 +4,8 @@
  * wrote and writes one the host reads after shutdown; a read-only drive
  * refuses writes and its file stays byte-identical; the entropy device feeds
  * /dev/hwrng. The drive checks run with both io engines (Sync, and Async:
- * io_uring).
+ * io_uring). A root drive (is_root_device) gets root=/dev/vda rw on the
+ * command line, and the guest runs the /sbin/init on it.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -39,9 +40,33 @@ let roHashBefore = '';
 let asyncImage = '';
 let asyncRoImage = '';
 let asyncRoHashBefore = '';
+let rootImage = '';
 
 function sha256(file: string): string {
   return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+/**
+ * A root filesystem: the test guest's static busybox (from its initramfs) and
+ * an /sbin/init that reports what it was started with, writes a file and reboots.
+ */
+function rootfsImage(dir: string, initramfs: string): string {
+  const content = path.join(dir, 'rootfs-content');
+  for (const d of ['bin', 'sbin', 'dev', 'proc']) fs.mkdirSync(path.join(content, d), { recursive: true });
+  execFileSync('sh', ['-c', 'zcat "$1" | cpio -i --quiet --to-stdout bin/busybox > "$2"', 'sh', initramfs, path.join(content, 'bin/busybox')]);
+  fs.chmodSync(path.join(content, 'bin/busybox'), 0o755);
+  fs.writeFileSync(path.join(content, 'sbin/init'), [
+    '#!/bin/busybox sh',
+    'B=/bin/busybox',
+    '$B mount -t proc proc /proc',
+    'echo "rootfs-init pid=$$ $($B grep -o "root=[^ ]*" /proc/cmdline) mode=$($B awk \'$2 == "/" { split($4, o, ","); print o[1] }\' /proc/mounts | $B tail -n 1)"',
+    'echo "written from the root drive" > /from-rootfs.txt && $B sync && echo rootfs-write=ok',
+    '$B reboot -f',
+    '',
+  ].join('\n'), { mode: 0o755 });
+  const img = path.join(dir, 'rootfs.ext4');
+  execFileSync('mkfs.ext4', ['-q', '-F', '-d', content, img, '16M']);
+  return img;
 }
 
 /** An ext4 image holding hello.txt, made with Debian's mkfs.ext4 -d. */
@@ -64,6 +89,7 @@ before(async () => {
   asyncImage = ext4Image(dir, 'async', 'hello through io_uring');
   asyncRoImage = ext4Image(dir, 'async-ro', 'read-only through io_uring');
   asyncRoHashBefore = sha256(asyncRoImage);
+  rootImage = rootfsImage(dir, guest.initramfs);
   const scenarios: Scenario[] = [{
     name: 'devices',
     run: {
@@ -93,6 +119,13 @@ before(async () => {
         drive_id: 'slow', path_on_host: sparse(dir, 'slow.img', 32 * 1024 * 1024), is_root_device: false, is_read_only: true,
         rate_limiter: { bandwidth: { size: RATE_BUCKET_BYTES, refill_time: RATE_REFILL_MS } },
       }],
+    },
+  }, {
+    // Firecracker's root drive: sparkler adds root=/dev/vda rw; the initramfs mounts it and starts its /sbin/init.
+    name: 'rootfs',
+    run: {
+      kernel: guest.kernel, initrd: guest.initramfs, vcpus: 1, memMib: 128, bootArgs: BOOT_ARGS.replace(' sparkler.cmd=devtest', ''), timeoutMs: 240_000,
+      drives: [{ drive_id: 'rootfs', path_on_host: rootImage, is_root_device: true, is_read_only: false }],
     },
   }];
   fs.writeFileSync(path.join(dir, 'scenarios.json'), JSON.stringify(scenarios));
@@ -144,6 +177,16 @@ test('a rate-limited drive reads at the configured rate (±15%)', () => {
   const rate = Number(m[1]) / (Number(m[3]) - Number(m[2]));
   const ratio = rate / RATE_BYTES_PER_S;
   assert.ok(ratio > 0.85 && ratio < 1.15, `read ${(rate / 2 ** 20).toFixed(2)} MiB/s, configured ${(RATE_BYTES_PER_S / 2 ** 20).toFixed(2)} MiB/s (ratio ${ratio.toFixed(3)})\n${describeRun(r)}`);
+});
+
+test('a root drive: root=/dev/vda rw reaches the guest, which runs the drive\'s /sbin/init and writes to it', () => {
+  const r = results.rootfs;
+  assert.ok(r, `the VM did not run\n${labLog}`);
+  assert.match(r.stdout, /^rootfs-init pid=1 root=\/dev\/vda mode=rw\r?$/m, describeRun(r));
+  assert.match(r.stdout, /^rootfs-write=ok/m, describeRun(r));
+  assert.equal(r.code, 0, describeRun(r));
+  const out = execFileSync('debugfs', ['-R', 'cat /from-rootfs.txt', rootImage], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+  assert.equal(out.trim(), 'written from the root drive');
 });
 
 test('io_engine Async: the guest reads and writes an ext4 drive through io_uring', () => {
