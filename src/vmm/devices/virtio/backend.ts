@@ -10,6 +10,7 @@
  * `processQueue(index)` call.
  */
 import type { GuestMemory } from '../../../memory/guest_memory.js';
+import type { BucketUpdate } from '../../rate_limiter/index.js';
 import { QueueError, type DescriptorChain, type Queue, type QueueErrorKind } from '../../../virtio/queue/index.js';
 
 export interface ActivateContext {
@@ -49,6 +50,16 @@ export interface VirtioBackend {
   reset(): void;
   /** Firecracker's per-device counters (cumulative). */
   readonly metrics: Record<string, number>;
+
+  // Live updates (PATCH after InstanceStart), for the devices that have them.
+  /** Block: a new backing file; the caller publishes the new config space. */
+  updateDisk?(fd: number, sizeBytes: number): void;
+  /** Block and entropy: Firecracker's PATCH of `rate_limiter` (null leaves a bucket as it is, size 0 disables it). */
+  updateRateLimiter?(bandwidth?: BucketUpdate, ops?: BucketUpdate): void;
+  /** Net: the same for `rx_rate_limiter` and `tx_rate_limiter`. */
+  updateRateLimiters?(rxBandwidth?: BucketUpdate, rxOps?: BucketUpdate, txBandwidth?: BucketUpdate, txOps?: BucketUpdate): void;
+  /** Device-specific state for the stop-time diagnostics line (net: whether the TAP is polled). */
+  describeState?(): string;
 }
 
 /**

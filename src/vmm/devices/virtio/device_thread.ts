@@ -144,7 +144,7 @@ class DeviceRunner {
 
   /** A new backing file for a block device: new capacity in config space, then a config-change interrupt. */
   updateDisk(fd: number, sizeBytes: number): void {
-    const b = this.backend as VirtioBackend & { updateDisk?: (fd: number, size: number) => void };
+    const b = this.backend;
     if (!b.updateDisk) return;
     b.updateDisk(fd, sizeBytes);
     this.transport.setConfig(b.configSpace());
@@ -166,8 +166,8 @@ class DeviceRunner {
   stateLine(): string {
     const parts = [`virtio ${this.w.id}: state at stop: active=${this.active} int_status=${this.transport.interruptStatus}`];
     this.queues.forEach((q, i) => parts.push(`q${i}: ${q.describe(mem)}`));
-    const net = this.backend as VirtioBackend & { tapRegistered?: boolean; heldRxChains?: number; hasDeferredRxFrame?: boolean };
-    if (net.tapRegistered !== undefined) parts.push(`tap_polled=${net.tapRegistered} held_rx_chains=${net.heldRxChains} rx_deferred=${net.hasDeferredRxFrame}`);
+    const extra = this.backend.describeState?.();
+    if (extra !== undefined) parts.push(extra);
     return parts.join('; ');
   }
 
@@ -197,11 +197,9 @@ events.add(data.controlFd, () => {
       runners.get(req.id)?.updateDisk(req.fd, req.sizeBytes);
     } else if (req.type === 'update-rate-limiter') {
       // Firecracker's PATCH semantics: null leaves a bucket as it is, a zero-sized one disables it.
-      const b = runners.get(req.id)?.backend as VirtioBackend & { updateRateLimiter?: (bw?: TokenBucketConfig | null, ops?: TokenBucketConfig | null) => void };
-      b?.updateRateLimiter?.(req.bandwidth, req.ops);
+      runners.get(req.id)?.backend.updateRateLimiter?.(req.bandwidth, req.ops);
     } else if (req.type === 'update-net-rate-limiters') {
-      const b = runners.get(req.id)?.backend as VirtioBackend & { updateRateLimiters?: (...u: Array<TokenBucketConfig | null | undefined>) => void };
-      b?.updateRateLimiters?.(req.rx?.bandwidth, req.rx?.ops, req.tx?.bandwidth, req.tx?.ops);
+      runners.get(req.id)?.backend.updateRateLimiters?.(req.rx?.bandwidth, req.rx?.ops, req.tx?.bandwidth, req.tx?.ops);
     }
   }
 });

@@ -249,6 +249,10 @@ export class NetBackend implements VirtioBackend {
     return this.rxDeferred !== undefined;
   }
 
+  describeState(): string {
+    return `tap_polled=${this.tapRegistered} held_rx_chains=${this.heldRxChains} rx_deferred=${this.hasDeferredRxFrame}`;
+  }
+
   /** struct virtio_net_config as Firecracker's ConfigSpace: mac, status 0, max_virtqueue_pairs 0, mtu. */
   configSpace(): Uint8Array {
     const out = new Uint8Array(NET_CONFIG_SIZE);
