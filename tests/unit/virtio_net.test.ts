@@ -553,6 +553,22 @@ describe('virtio-net over a real TAP', () => {
     assert.equal(r.dev.retryInMs(), undefined);
   });
 
+  test('TX: updateRateLimiters (PATCH /network-interfaces) sets a limiter live, and a zero-sized bucket lifts it at once', async () => {
+    const r = rig(BASE);
+    r.transmit([0, 1, 2].map((i) => testFrame(110 + i, 100)));
+    assert.equal(r.txDrv.drainUsed().length, 3, 'no limiter yet: every frame goes');
+    // tx ops: 1 frame per 10 s. rx untouched (undefined leaves a bucket as it is).
+    r.dev.updateRateLimiters(undefined, undefined, undefined, { size: 1, refill_time: 10_000 });
+    r.transmit([3, 4, 5].map((i) => testFrame(110 + i, 100)));
+    assert.equal(r.txDrv.drainUsed().length, 1, 'the new bucket holds one frame');
+    assert.ok(r.dev.retryInMs() !== undefined, 'the device waits for tokens');
+    r.dev.updateRateLimiters(undefined, undefined, undefined, { size: 0, refill_time: 0 });
+    r.dev.processQueue(1);
+    assert.equal(r.txDrv.drainUsed().length, 2, 'the held frames go as soon as the limiter is disabled');
+    const got = await host.recvMatching((fr) => markerOf(fr) !== undefined, 6);
+    assert.deepEqual(got.map(markerOf), [110, 111, 112, 113, 114, 115], 'in order, none lost');
+  });
+
   // ---- RX -----------------------------------------------------------------------
 
   test('RX without MRG_RXBUF: each frame lands in one chain with its vnet header (num_buffers 1)', async () => {
