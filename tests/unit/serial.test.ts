@@ -107,6 +107,30 @@ test('each THR write with IER.THRI re-raises THRE (the driver transmits from its
   assert.deepEqual(u.out, [0x61, 0x62]);
 });
 
+test('THR writes while a THRE interrupt is pending raise no further edge; the next one comes after IIR is read', () => {
+  const u = uart();
+  u.outb(IER, 0x02);
+  assert.equal(u.irq.count, 1);
+  // The driver's handler: read IIR (acknowledges THRE), then fill the FIFO with 16 bytes.
+  assert.equal(u.inb(IIR), 0xc2);
+  for (let i = 0; i < 16; i++) u.outb(TX, 0x41 + i);
+  assert.equal(u.irq.count, 2, 'one edge for the burst, not one per byte');
+  assert.equal(u.inb(IIR), 0xc2, 'THRE pending for the next burst');
+  u.outb(TX, 0x5a);
+  assert.equal(u.irq.count, 3, 'after IIR was read, the next byte raises an edge again');
+  assert.equal(u.out.length, 17);
+});
+
+test('clearing IER.THRI withdraws a pending THRE; setting it again raises a new edge', () => {
+  const u = uart();
+  u.outb(IER, 0x02);
+  u.outb(IER, 0x00);
+  assert.equal(u.inb(IIR), 0xc1, 'no interrupt pending once THRI is cleared');
+  u.outb(IER, 0x02);
+  assert.equal(u.irq.count, 2, 'start_tx after stop_tx gets its interrupt');
+  assert.equal(u.inb(IIR), 0xc2);
+});
+
 test('Linux serial8250_do_startup THRE test: IER=THRI then LSR.TEMT and IIR without NO_INT', () => {
   const u = uart();
   u.outb(IER, 0x02);

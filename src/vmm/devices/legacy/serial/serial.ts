@@ -115,10 +115,19 @@ export class Serial implements BusDevice {
     }
   }
 
+  /**
+   * THR empty. One interrupt edge per THRE event the guest has not seen yet:
+   * while IIR already shows THRE (not read since), the handler that edge
+   * started finds it when it reads IIR. Linux writes up to 16 bytes (the
+   * 16550A's FIFO) per THRE interrupt, each byte empties our transmitter at
+   * once; an edge per byte made the handler run once per byte and cost an
+   * eventfd write each.
+   */
   private thrEmptyInterrupt(): void {
-    if ((this.s.get(C.IER) & IER_THRE) && this.s.get(C.IIR) !== IIR_RDA) {
+    const iir = this.s.get(C.IIR);
+    if ((this.s.get(C.IER) & IER_THRE) && iir !== IIR_RDA) {
       this.s.set(C.IIR, IIR_THRE);
-      this.raise();
+      if (iir !== IIR_THRE) this.raise();
     }
   }
 
@@ -217,6 +226,8 @@ export class Serial implements BusDevice {
           return undefined;
         }
         s.set(C.IER, v & IER_MASK);
+        // Disabling THRE interrupts withdraws a pending one, so enabling them again is a new event.
+        if (!(v & IER_THRE) && s.get(C.IIR) === IIR_THRE) s.set(C.IIR, IIR_NONE);
         // The transmitter is always empty here, so enabling THRE interrupts raises one at once;
         // Linux's 8250 driver relies on this to start transmitting.
         this.thrEmptyInterrupt();
