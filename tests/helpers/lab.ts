@@ -19,12 +19,29 @@ export function hostRunsLinuxGuests(): boolean {
 
 export interface CommandResult { code: number | null; stdout: string; stderr: string; durationMs: number }
 
-/** Runs `argv` on this host if it can boot Linux guests, else inside the lab with `rwDir` writable. */
-export function runWithLinuxKvm(argv: string[], rwDir: string, timeoutMs: number): Promise<CommandResult> {
-  const [cmd, ...args] = hostRunsLinuxGuests() ? argv : [labRunner, '--rw', rwDir, '--timeout', String(Math.ceil(timeoutMs / 1000)), '--', ...argv];
+/**
+ * Runs `argv` on this host if it can boot Linux guests, else inside the lab with `rwDir` writable.
+ * In the lab, a run during which the emulated machine itself froze (tools/kvm-lab/run: "stopped
+ * responding", its heartbeat stopped; seen about once in ten lab sessions of the whole suite, with
+ * nothing on the lab's console) is run once more, and says so in its stderr. A command that hangs
+ * while the lab machine stays alive is not retried: that ends in the timeout, as a failure.
+ */
+export async function runWithLinuxKvm(argv: string[], rwDir: string, timeoutMs: number): Promise<CommandResult> {
+  if (hostRunsLinuxGuests()) return runCommand(argv, rwDir, timeoutMs);
+  const lab = [labRunner, '--rw', rwDir, '--timeout', String(Math.ceil(timeoutMs / 1000)), '--', ...argv];
+  const first = await runCommand(lab, rwDir, timeoutMs);
+  if (first.code !== 125 || !first.stderr.includes('stopped responding')) return first;
+  // On the test log too, so that a retried session shows in CI output even when the rerun passes.
+  process.stderr.write(`kvm-lab: the lab machine froze after ${Math.round(first.durationMs / 1000)} s running ${argv.join(' ')}; running it again\n`);
+  const second = await runCommand(lab, rwDir, timeoutMs);
+  return { ...second, stderr: `[first lab session froze and was run again]\n${first.stderr.slice(-1500)}\n[second lab session]\n${second.stderr}` };
+}
+
+function runCommand(argv: string[], cwd: string, timeoutMs: number): Promise<CommandResult> {
+  const [cmd, ...args] = argv;
   const t0 = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd!, args, { cwd: rwDir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd!, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
