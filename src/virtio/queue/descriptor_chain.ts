@@ -471,20 +471,20 @@ export function parseDescriptorChain(
       continue;
     }
 
-    // Buffers are checked against the region of the last one first (nearly always theirs).
+    // Buffers are checked against the region of the last one first (nearly always theirs), then
+    // against the one region holding them, then across adjacent regions.
     if (len > 0 && !(addr >= okStart && addr + len <= okEnd)) {
-      if (hi >= ADDR_HI_LIMIT || !rangeInRam(mem, addr, len)) {
+      const r = mem.regionIndex(addr, len);
+      if (r >= 0) {
+        okStart = mem.regions[r]!.guestAddr;
+        okEnd = okStart + mem.regions[r]!.size;
+      } else if (hi >= ADDR_HI_LIMIT || !rangeInRam(mem, addr, len)) {
         throw new QueueError(
           'buffer-out-of-range',
           `${where(chain, inIndirect, index)}: buffer [0x${addr.toString(16)}, +0x${len.toString(16)}) is not in guest RAM [chain head ${head}]`,
           index,
           head,
         );
-      }
-      const r = mem.regionIndex(addr, len);
-      if (r >= 0) {
-        okStart = mem.regions[r]!.guestAddr;
-        okEnd = okStart + mem.regions[r]!.size;
       }
     }
     if (flags & VIRTQ_DESC_F_WRITE) {
